@@ -1,0 +1,2 @@
+def _noop():
+    pass
