@@ -33,9 +33,39 @@ def _label_rules_text(crit: Criteria, lang: str) -> str:
     return "\n".join(lines)
 
 
-class _Missing(dict):
-    def __missing__(self, key: str) -> str:  # unknown placeholders stay visible
-        return "{" + key + "}"
+_TEMPLATE_CACHE: dict[tuple[int, str], tuple[Criteria, str]] = {}
+
+
+class _KeepDynamic(dict):
+    """First formatting pass: fill the criteria parts, keep per-row placeholders."""
+
+    def __missing__(self, key: str) -> str:
+        if key in ("query", "title", "content", "tags"):
+            return "{" + key + "}"
+        return "{{" + key + "}}"  # unknown placeholder: shown literally
+
+
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _user_template(crit: Criteria, lang: str) -> str:
+    """The user prompt with everything but the row's fields filled in, built once per criteria."""
+    key = (id(crit), lang)
+    hit = _TEMPLATE_CACHE.get(key)
+    if hit is None or hit[0] is not crit:
+        static = _KeepDynamic(
+            label_rules=_escape(_label_rules_text(crit, lang)),
+            step_instructions=_escape("\n".join(
+                _step_instruction(i + 1, s, crit, lang) for i, s in enumerate(crit.steps))),
+            verdict_marker=_escape(crit.marker(lang)),
+            label_values=", ".join(str(v) for v in crit.label_values),
+            answer_tag=crit.answer_tag,
+            reasoning_tag=crit.reasoning_tag or "think",
+        )
+        template = crit.prompts[lang]["user"].format_map(static).strip()
+        hit = _TEMPLATE_CACHE[key] = (crit, template)
+    return hit[1]
 
 
 def render_prompt(
@@ -56,18 +86,8 @@ def render_prompt(
     else:
         tag_text = " ".join(f"#{t.lstrip('#')}" for t in (tags or []))
     body = crit.prompts[lang]
-    fields = _Missing(
-        label_rules=_label_rules_text(crit, lang),
-        step_instructions="\n".join(
-            _step_instruction(i + 1, s, crit, lang) for i, s in enumerate(crit.steps)
-        ),
-        verdict_marker=crit.marker(lang),
-        label_values=", ".join(str(v) for v in crit.label_values),
-        answer_tag=crit.answer_tag,
-        reasoning_tag=crit.reasoning_tag or "think",
-        query=query, title=title, content=content, tags=tag_text or "-",
-    )
-    user = body["user"].format_map(fields).strip()
+    user = _user_template(crit, lang).format(
+        query=query, title=title, content=content, tags=tag_text or "-")
     messages = []
     if body.get("system"):
         messages.append({"role": "system", "content": body["system"]})

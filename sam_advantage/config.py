@@ -1,0 +1,75 @@
+"""SAM settings (`algorithm.sam.*`) and the start-up checks of a SAM run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sam_advantage.core import VARIANTS, check_variant
+
+ESTIMATOR = "sam"
+TRAINER_MODE = "sam"
+REWARD_MANAGER = "sam_steps"
+
+
+class SamConfigError(ValueError):
+    """A run asks for SAM but is not wired for it."""
+
+
+@dataclass(frozen=True)
+class SamSettings:
+    variant: str = "symmetric"
+    epsilon: float = 1e-6
+
+    @classmethod
+    def from_algorithm(cls, algorithm: Any) -> "SamSettings":
+        sam = _get(algorithm, "sam")
+        if sam is None:
+            raise SamConfigError(
+                "algorithm.adv_estimator=sam needs an 'algorithm.sam' section, e.g. "
+                "'+algorithm.sam.variant=symmetric' (variants: " + ", ".join(VARIANTS) + "); "
+                "the project's recipes under recipes/ define it")
+        variant = _get(sam, "variant", "symmetric")
+        try:
+            check_variant(variant)
+        except ValueError as exc:
+            raise SamConfigError(f"algorithm.sam.variant: {exc}") from None
+        return cls(variant=variant, epsilon=float(_get(sam, "epsilon", 1e-6)))
+
+
+def _get(cfg: Any, key: str, default: Any = None) -> Any:
+    if cfg is None:
+        return default
+    if hasattr(cfg, "get"):
+        return cfg.get(key, default)
+    return getattr(cfg, key, default)
+
+
+def validate_run_config(config: Any) -> SamSettings | None:
+    """Fail fast, before any worker starts, when a SAM run is mis-wired.
+
+    Returns the SAM settings, or None when the run does not use SAM.
+    """
+    from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY, AdvantageEstimator
+
+    algorithm = _get(config, "algorithm")
+    estimator = _get(algorithm, "adv_estimator")
+    known = {e.value for e in AdvantageEstimator} | set(ADV_ESTIMATOR_REGISTRY)
+    if estimator not in known:
+        raise SamConfigError(
+            f"algorithm.adv_estimator={estimator!r} is not a registered advantage estimator; "
+            f"known: {sorted(known)}")
+    trainer_mode = _get(_get(_get(config, "trainer"), "v1"), "trainer_mode")
+    manager = _get(_get(_get(config, "reward"), "reward_manager"), "name")
+    if estimator != ESTIMATOR:
+        return None
+    settings = SamSettings.from_algorithm(algorithm)
+    if trainer_mode != TRAINER_MODE:
+        raise SamConfigError(
+            f"algorithm.adv_estimator=sam needs trainer.v1.trainer_mode={TRAINER_MODE} "
+            f"(got {trainer_mode!r}): only that trainer mode hands the step data to SAM")
+    if manager != REWARD_MANAGER:
+        raise SamConfigError(
+            f"algorithm.adv_estimator=sam needs reward.reward_manager.name={REWARD_MANAGER} "
+            f"(got {manager!r}): it maps each step's text span to response tokens")
+    return settings

@@ -1,0 +1,186 @@
+"""Stepwise Advantage Masking (SAM), vectorised in pure torch.
+
+GRPO gives every token of response i the same advantage A_i. SAM keeps that
+outcome advantage but masks it inside reasoning steps whose correctness
+contradicts its sign, so credit goes to the steps that earned it:
+
+* ``symmetric`` (default): A_i > 0 keeps correct steps and zeroes wrong ones
+  (lucky wrong reasoning is not reinforced); A_i < 0 keeps wrong steps and
+  zeroes correct ones (correct reasoning is not punished).
+* ``negative_only``: only the second half (protect correct steps of failed responses).
+* ``first_error``: A_i > 0 zeroes every step from the first wrong step on;
+  A_i < 0 zeroes every step before the first wrong step (the error and what
+  follows carry the blame). With no wrong step nothing is masked for A_i > 0
+  and every step is masked for A_i < 0 (the answer alone carries the blame).
+* ``none``: plain GRPO.
+
+Tokens outside every step (the answer span, preamble, tokens straddling a step
+boundary) and steps of unknown correctness always keep A_i. The mask is applied
+after group normalisation, without renormalisation; the response mask (loss
+denominator, KL) is unchanged.
+
+Singleton groups get a zero advantage: with one response there is nothing to
+compare against (verl's fallback of mean 0, std 1 would turn the raw reward
+itself into an advantage). For groups of two or more the outcome advantage is
+exactly verl's ``grpo_vectorized``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from verl.utils.groupwise import as_torch_index, group_mean_std
+
+VARIANTS = ("symmetric", "negative_only", "first_error", "none")
+CORRECT, WRONG, UNKNOWN = 1, 0, -1
+
+
+def check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown SAM variant {variant!r}; choose one of {VARIANTS}")
+    return variant
+
+
+def group_outcome_advantage(
+    token_level_rewards: torch.Tensor,
+    index: Sequence[Any] | np.ndarray | torch.Tensor,
+    norm_adv_by_std_in_grpo: bool = True,
+    epsilon: float = 1e-6,
+) -> torch.Tensor:
+    """Per-response GRPO advantage [B] (singleton groups -> 0)."""
+    scores = token_level_rewards.sum(dim=-1)
+    g = as_torch_index(index, device=scores.device)
+    mean_g, std_g, count_g = group_mean_std(scores, g, eps=0.0, device=scores.device)
+    centred = scores - mean_g[g]
+    scalars = centred / (std_g[g] + epsilon) if norm_adv_by_std_in_grpo else centred
+    return torch.where(count_g[g] > 1, scalars, torch.zeros_like(scalars))
+
+
+def step_keep_table(scalars: torch.Tensor, step_correct: torch.Tensor, variant: str) -> torch.Tensor:
+    """Keep factor (1 or 0) per (response, step) [B, K], from the advantage sign."""
+    check_variant(variant)
+    step_correct = step_correct.to(device=scalars.device)
+    keep = torch.ones(step_correct.shape, dtype=torch.bool, device=scalars.device)
+    if variant == "none" or step_correct.numel() == 0:
+        return keep
+    pos = (scalars > 0).unsqueeze(-1)
+    neg = (scalars < 0).unsqueeze(-1)
+    correct = step_correct == CORRECT
+    wrong = step_correct == WRONG
+    if variant == "symmetric":
+        keep &= ~((pos & wrong) | (neg & correct))
+    elif variant == "negative_only":
+        keep &= ~(neg & correct)
+    else:  # first_error
+        num_steps = step_correct.shape[-1]
+        has_wrong = wrong.any(dim=-1, keepdim=True)
+        first = torch.where(has_wrong, wrong.int().argmax(dim=-1, keepdim=True),
+                            torch.full_like(has_wrong, num_steps, dtype=torch.long))
+        k = torch.arange(num_steps, device=scalars.device).unsqueeze(0)
+        keep &= ~((pos & (k >= first)) | (neg & (k < first)))
+    return keep
+
+
+def compute_sam_advantage_and_keep(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: Sequence[Any] | np.ndarray | torch.Tensor,
+    step_ids: torch.Tensor,
+    step_correct: torch.Tensor,
+    variant: str = "symmetric",
+    norm_adv_by_std_in_grpo: bool = True,
+    epsilon: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Like `compute_sam_advantage`, also returning the scalars [B] and step keep table [B, K]."""
+    with torch.no_grad():
+        if step_ids.shape != response_mask.shape:
+            raise ValueError(f"step_ids shape {tuple(step_ids.shape)} != response_mask shape "
+                             f"{tuple(response_mask.shape)}")
+        if step_correct.dim() != 2 or step_correct.shape[0] != response_mask.shape[0]:
+            raise ValueError(f"step_correct must be [B, K] with B={response_mask.shape[0]}, "
+                             f"got {tuple(step_correct.shape)}")
+        scalars = group_outcome_advantage(token_level_rewards, index, norm_adv_by_std_in_grpo, epsilon)
+        keep = step_keep_table(scalars, step_correct, variant)
+        # Advantage per (response, step) [B, 1 + K]; column 0 is for tokens
+        # outside every step. One gather over the [B, T] step ids then builds
+        # the token advantages, and one multiply applies the response mask.
+        table = torch.cat([torch.ones_like(scalars).unsqueeze(-1), keep.to(scalars.dtype)], dim=-1)
+        table.mul_(scalars.unsqueeze(-1))
+        advantages = _gather_shifted(table, step_ids)
+        advantages.mul_(response_mask)
+        return advantages, scalars, keep
+
+
+def _gather_shifted(table: torch.Tensor, step_ids: torch.Tensor) -> torch.Tensor:
+    """``table.gather(1, step_ids + 1)`` without allocating the shifted ids.
+
+    The ids are shifted in place and restored before returning: at B*T int64
+    the temporary would cost more than the gather itself. Read-only or
+    overlapping views fall back to the copy.
+    """
+    step_ids = step_ids.to(device=table.device)
+    try:
+        step_ids.add_(1)
+    except RuntimeError:
+        return torch.gather(table, 1, step_ids + 1)
+    try:
+        return torch.gather(table, 1, step_ids)
+    finally:
+        step_ids.sub_(1)
+
+
+def compute_sam_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: Sequence[Any] | np.ndarray | torch.Tensor,
+    step_ids: torch.Tensor,
+    step_correct: torch.Tensor,
+    variant: str = "symmetric",
+    norm_adv_by_std_in_grpo: bool = True,
+    epsilon: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GRPO outcome advantage with stepwise masking.
+
+    Args:
+        token_level_rewards: float [B, T], the outcome reward on the last token.
+        response_mask: float [B, T].
+        index: group id per response (verl's ``uid``), B hashables.
+        step_ids: long [B, T], the 0-based step of each token, -1 outside every step.
+        step_correct: long [B, K], 1 correct, 0 wrong, -1 unknown or absent.
+        variant: one of `VARIANTS`.
+
+    Returns:
+        (advantages, returns), both [B, T]; returns equal advantages, as in GRPO.
+    """
+    advantages, _, _ = compute_sam_advantage_and_keep(
+        token_level_rewards, response_mask, index, step_ids, step_correct,
+        variant, norm_adv_by_std_in_grpo, epsilon)
+    return advantages, advantages
+
+
+def sam_metrics(
+    advantages: torch.Tensor,
+    scalars: torch.Tensor,
+    response_mask: torch.Tensor,
+    step_correct: torch.Tensor,
+    prefix: str = "sam/",
+) -> dict[str, float]:
+    """Fraction of masked tokens among positive and negative responses, step accuracy."""
+    mask = response_mask.bool()
+    masked = mask & (advantages == 0) & (scalars != 0).unsqueeze(-1)
+    out: dict[str, float] = {}
+    for name, sel in (("pos", scalars > 0), ("neg", scalars < 0)):
+        tokens = mask[sel].sum()
+        out[f"{prefix}masked_frac_{name}"] = float(masked[sel].sum() / tokens) if tokens > 0 else 0.0
+    total = mask[scalars != 0].sum()
+    out[f"{prefix}masked_frac"] = float(masked.sum() / total) if total > 0 else 0.0
+    known = step_correct >= 0
+    for k in range(step_correct.shape[-1]):
+        col = known[:, k]
+        if col.any():
+            out[f"{prefix}step{k}_acc"] = float((step_correct[:, k][col] == CORRECT).float().mean())
+    out[f"{prefix}step_acc"] = float((step_correct[known] == CORRECT).float().mean()) if known.any() else 0.0
+    out[f"{prefix}verifiable_step_frac"] = float(known.float().mean()) if known.numel() else 0.0
+    return out

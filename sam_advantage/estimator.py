@@ -1,0 +1,69 @@
+"""The `sam` advantage estimator, registered in verl's estimator registry.
+
+verl calls registered estimators with only ``token_level_rewards``,
+``response_mask``, ``index`` and ``config``; SAM also needs each response's
+step data, which lives in the reward extras. The SAM trainer mode
+(`sam_advantage.trainer`) reads those extras and hands them over through
+`step_data_context` for exactly one estimator call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
+
+import torch
+from verl.trainer.ppo.core_algos import register_adv_est
+
+from sam_advantage.config import ESTIMATOR, SamSettings
+from sam_advantage.core import compute_sam_advantage_and_keep, sam_metrics
+from sam_advantage.token_spans import step_ids_from_ranges
+
+
+@dataclass
+class StepData:
+    token_ranges: Sequence[Sequence[tuple[int, int]]]  # per response, per step
+    step_correct: torch.Tensor  # long [B, K]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def step_data_context(data: StepData) -> Iterator[StepData]:
+    _local.data = data
+    try:
+        yield data
+    finally:
+        _local.data = None
+
+
+@register_adv_est(ESTIMATOR)
+def compute_sam_outcome_advantage(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: Any = None,
+    config: Any = None,
+    **_: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    data: StepData | None = getattr(_local, "data", None)
+    if data is None:
+        raise RuntimeError(
+            "advantage estimator 'sam' was called without step data: run it with "
+            "trainer.v1.trainer_mode=sam and reward.reward_manager.name=sam_steps")
+    if index is None:
+        raise RuntimeError("advantage estimator 'sam' needs the group ids (uid) of the responses")
+    batch = response_mask.shape[0]
+    if len(data.token_ranges) != batch or data.step_correct.shape[0] != batch:
+        raise RuntimeError(f"SAM step data covers {len(data.token_ranges)} responses, batch has {batch}")
+    settings = SamSettings.from_algorithm(config)
+    norm = bool(config.get("norm_adv_by_std_in_grpo", True)) if config is not None else True
+    step_ids = step_ids_from_ranges(data.token_ranges, response_mask.shape[1]).to(response_mask.device)
+    advantages, scalars, _ = compute_sam_advantage_and_keep(
+        token_level_rewards, response_mask, index, step_ids, data.step_correct,
+        variant=settings.variant, norm_adv_by_std_in_grpo=norm, epsilon=settings.epsilon)
+    data.metrics.update(sam_metrics(advantages, scalars, response_mask, data.step_correct))
+    return advantages, advantages

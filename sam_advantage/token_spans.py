@@ -1,0 +1,99 @@
+"""Map the reward's character spans of each step onto response tokens.
+
+The reward parser reports each step as a character span [start, end) of the
+decoded response. SAM needs, per step, the run of response tokens inside it.
+
+Token character offsets come from incremental detokenisation (decode a growing
+window of ids and keep the text that is final, the way streaming detokenisers
+do), so multi-byte characters split over several byte-level tokens are handled:
+a token that only carries part of a character has an empty range at the
+position where that character starts.
+
+Assignment rule (exact at token boundaries): a token belongs to step k when its
+whole character range lies inside step k's span. A token straddling a span
+boundary (e.g. one token for ``"\\n<"`` before an opening tag, or the end of one
+step merged with the start of the next) belongs to no step, so it keeps the
+response's unmasked advantage: SAM never masks text outside a step.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+_REPLACEMENT = "\ufffd"
+
+
+def token_char_offsets(tokenizer, ids: Sequence[int], text: str | None = None,
+                       skip_special_tokens: bool = True) -> np.ndarray:
+    """[n, 2] character (start, end) of each token in ``decode(ids)``.
+
+    ``text`` is the full decoded string (as the reward saw it). If the pieces do
+    not add up to it (a tokenizer whose decode is not concatenative), offsets
+    fall back to prefix decoding, which is exact but quadratic.
+    """
+    ids = [int(i) for i in ids]
+    if text is None:
+        text = tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+
+    def decode(a: int, b: int) -> str:
+        return tokenizer.decode(ids[a:b], skip_special_tokens=skip_special_tokens)
+
+    offsets = np.zeros((len(ids), 2), dtype=np.int64)
+    pos = 0
+    prefix, read = 0, 0  # ids[prefix:read] is the context already turned into text
+    pieces = []
+    for i in range(len(ids)):
+        before = decode(prefix, read)
+        after = decode(prefix, i + 1)
+        if len(after) <= len(before) or after.endswith(_REPLACEMENT) or not after.startswith(before):
+            offsets[i] = (pos, pos)  # a special token, or part of a character: no text yet
+            continue
+        piece = after[len(before):]
+        offsets[read:i] = pos  # tokens that waited on this character start where it does
+        offsets[i] = (pos, pos + len(piece))
+        pieces.append(piece)
+        pos += len(piece)
+        prefix, read = read, i + 1
+    if "".join(pieces) != text:
+        return _prefix_offsets(tokenizer, ids, text, skip_special_tokens)
+    return offsets
+
+
+def _prefix_offsets(tokenizer, ids: list[int], text: str, skip_special_tokens: bool) -> np.ndarray:
+    offsets = np.zeros((len(ids), 2), dtype=np.int64)
+    prev = 0
+    for i in range(len(ids)):
+        cur = len(tokenizer.decode(ids[: i + 1], skip_special_tokens=skip_special_tokens).rstrip(_REPLACEMENT))
+        cur = max(prev, min(cur, len(text)))
+        offsets[i] = (prev, cur)
+        prev = cur
+    return offsets
+
+
+def spans_to_token_ranges(offsets: np.ndarray, char_spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Per step, the token range [t0, t1) fully inside its character span ((0, 0) if none)."""
+    ranges = []
+    starts, ends = offsets[:, 0], offsets[:, 1]
+    for start, end in char_spans:
+        if start is None or end is None or start < 0 or end <= start:
+            ranges.append((0, 0))
+            continue
+        # starts < end keeps an empty-range token at the closing position outside.
+        inside = np.flatnonzero((starts >= start) & (ends <= end) & (starts < end))
+        # Character offsets are monotone, so tokens inside a span are contiguous.
+        ranges.append((int(inside[0]), int(inside[-1]) + 1) if inside.size else (0, 0))
+    return ranges
+
+
+def step_ids_from_ranges(ranges_per_row: Sequence[Sequence[tuple[int, int]]], length: int):
+    """Build the long [B, T] step-id tensor (-1 outside steps) from token ranges."""
+    import torch
+
+    step_ids = torch.full((len(ranges_per_row), length), -1, dtype=torch.long)
+    for row, ranges in enumerate(ranges_per_row):
+        for k, (t0, t1) in enumerate(ranges):
+            if t1 > t0:
+                step_ids[row, t0:min(t1, length)] = k
+    return step_ids

@@ -1,0 +1,94 @@
+"""The `sam` trainer mode of verl's v1 trainer (`trainer.v1.trainer_mode=sam`).
+
+It is verl's synchronous trainer with one addition: before the advantage step it
+reads the reward extras of the batch from TransferQueue (step token ranges and
+correctness, written by the `sam_steps` reward manager) and hands them to the
+`sam` estimator. With any other estimator (e.g. `grpo`) the advantage is
+verl's own, unchanged; the step metrics are logged either way, so GRPO and
+GRPO + SAM runs can be compared on the same curves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import torch
+import transfer_queue as tq
+from verl.trainer.ppo.v1.trainer_base import register_trainer
+from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+
+from sam_advantage.config import ESTIMATOR, TRAINER_MODE, validate_run_config
+from sam_advantage.estimator import StepData, step_data_context
+from sam_advantage.reward_manager import CORRECT_KEY, RANGES_KEY
+
+logger = logging.getLogger(__name__)
+
+
+def _reward_extra_infos(batch) -> list[dict]:
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
+    infos = []
+    for value in list(data["extra_fields"]):
+        fields = getattr(value, "data", value)
+        infos.append(fields.get("reward_extra_info", {}) if isinstance(fields, dict) else {})
+    return infos
+
+
+def step_data_from_infos(infos: list[dict]) -> StepData:
+    missing = [i for i, info in enumerate(infos) if RANGES_KEY not in info or CORRECT_KEY not in info]
+    if missing:
+        raise RuntimeError(
+            f"{len(missing)} responses lack SAM step data ('{RANGES_KEY}', '{CORRECT_KEY}' in the "
+            f"reward extras), e.g. row {missing[0]}: use reward.reward_manager.name=sam_steps")
+    ranges = [[tuple(r) for r in json.loads(info[RANGES_KEY])] for info in infos]
+    correct = [json.loads(info[CORRECT_KEY]) for info in infos]
+    num_steps = max((len(c) for c in correct), default=0)
+    table = torch.full((len(correct), num_steps), -1, dtype=torch.long)
+    for row, values in enumerate(correct):
+        if values:
+            table[row, : len(values)] = torch.tensor(values, dtype=torch.long)
+    return StepData(token_ranges=ranges, step_correct=table)
+
+
+def reward_quality_metrics(infos: list[dict]) -> dict[str, float]:
+    """Format-error rate, exact accuracy and step accuracy of the batch's responses."""
+    out: dict[str, float] = {}
+    for key, name in (("format_ok", "format_error_rate"), ("acc", "acc"), ("step_acc", "step_acc")):
+        values = [float(info[key]) for info in infos if key in info and info[key] is not None]
+        if key == "step_acc":
+            values = [v for v in values if v >= 0]  # negative: no verifiable step
+        if values:
+            mean = float(np.mean(values))
+            out[f"relevance/{name}"] = 1.0 - mean if key == "format_ok" else mean
+    return out
+
+
+@register_trainer(TRAINER_MODE)
+class SamPPOTrainer(PPOTrainerSync):
+    """verl's sync trainer whose advantage step can apply SAM."""
+
+    def __init__(self, config):
+        validate_run_config(config)  # fail before any worker is built
+        super().__init__(config)
+
+    # verl's trainer switches to its async code paths for any trainer mode
+    # other than "sync"; this class must behave exactly like the sync trainer,
+    # so it reports "sync" and the name "sam" only selects the class.
+    @property
+    def trainer_mode(self) -> str:
+        return "sync"
+
+    @trainer_mode.setter
+    def trainer_mode(self, value: str) -> None:
+        pass
+
+    def _compute_advantage(self, batch, metrics: dict):
+        infos = _reward_extra_infos(batch)
+        metrics.update(reward_quality_metrics(infos))
+        if self.config.algorithm.adv_estimator != ESTIMATOR:
+            return super()._compute_advantage(batch, metrics)
+        with step_data_context(step_data_from_infos(infos)) as data:
+            batch = super()._compute_advantage(batch, metrics)
+        metrics.update(data.metrics)
+        return batch
