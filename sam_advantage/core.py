@@ -108,27 +108,38 @@ def compute_sam_advantage_and_keep(
         # the token advantages, and one multiply applies the response mask.
         table = torch.cat([torch.ones_like(scalars).unsqueeze(-1), keep.to(scalars.dtype)], dim=-1)
         table.mul_(scalars.unsqueeze(-1))
-        advantages = _gather_shifted(table, step_ids)
-        advantages.mul_(response_mask)
+        advantages = _gather_shifted(table, step_ids, response_mask)
         return advantages, scalars, keep
 
 
-def _gather_shifted(table: torch.Tensor, step_ids: torch.Tensor) -> torch.Tensor:
-    """``table.gather(1, step_ids + 1)`` without allocating the shifted ids.
+# Rows per chunk so one chunk of int64 step ids is ~1 MB and stays in cache
+# across the shift, gather and mask: the batch is then read from memory once.
+_CHUNK_ELEMENTS = 1 << 16
 
-    The ids are shifted in place and restored before returning: at B*T int64
-    the temporary would cost more than the gather itself. Read-only or
-    overlapping views fall back to the copy.
+
+def _gather_shifted(table: torch.Tensor, step_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """``table.gather(1, step_ids + 1) * response_mask``, chunked over rows.
+
+    The ids are shifted in place and restored chunk by chunk (a B*T int64
+    temporary would cost more than the gather). Read-only or overlapping views
+    fall back to a shifted copy.
     """
     step_ids = step_ids.to(device=table.device)
-    try:
-        step_ids.add_(1)
-    except RuntimeError:
-        return torch.gather(table, 1, step_ids + 1)
-    try:
-        return torch.gather(table, 1, step_ids)
-    finally:
-        step_ids.sub_(1)
+    out = torch.empty(step_ids.shape, dtype=table.dtype, device=table.device)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, step_ids.shape[1]))
+    for r0 in range(0, step_ids.shape[0], rows):
+        ids, dst = step_ids[r0:r0 + rows], out[r0:r0 + rows]
+        try:
+            ids.add_(1)
+        except RuntimeError:
+            torch.gather(table[r0:r0 + rows], 1, ids + 1, out=dst)
+        else:
+            try:
+                torch.gather(table[r0:r0 + rows], 1, ids, out=dst)
+            finally:
+                ids.sub_(1)
+        dst.mul_(response_mask[r0:r0 + rows])
+    return out
 
 
 def compute_sam_advantage(

