@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from tqdm import tqdm
 
 from data_prep.criteria import DEFAULT_CRITERIA, CriteriaError
-from data_prep.readers import InputError, detect_format, input_size, read_rows
-from data_prep.records import DEFAULT_DATA_SOURCE, Limits
+from data_prep.readers import InputError, open_input
+from data_prep.records import DEFAULT_DATA_SOURCE, Limits, check_split_name
 from data_prep.writer import DatasetWriter
+
+
+def _split_arg(value: str) -> str:
+    try:
+        return check_split_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_convert_args(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +26,7 @@ def add_convert_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--criteria", default=DEFAULT_CRITERIA,
                         help="built-in criteria name or path to a criteria YAML (default: %(default)s)")
     parser.add_argument("--lang", default="en", choices=("en", "zh"), help="prompt language")
-    parser.add_argument("--split", default="train",
+    parser.add_argument("--split", default="train", type=_split_arg,
                         help="split for rows without a 'split' field (default: %(default)s)")
     parser.add_argument("--data-source", default=DEFAULT_DATA_SOURCE)
     parser.add_argument("--max-query-chars", type=int, default=Limits.max_query_chars)
@@ -33,18 +39,20 @@ def add_convert_args(parser: argparse.ArgumentParser) -> None:
 def convert_file(input_path, out_dir, criteria=DEFAULT_CRITERIA, lang="en", split="train",
                  data_source=DEFAULT_DATA_SOURCE, limits: Limits | None = None,
                  unlabelled: bool = False, progress: bool = True) -> dict:
-    input_path = Path(input_path)
-    detect_format(input_path)
-    if not input_path.exists():
-        raise InputError(f"{input_path}: no such file")
+    """Convert one file; returns the summary (also written to ``out_dir/summary.json``).
+
+    Raises `InputError` (the file as a whole is unusable: checked before anything is
+    written) or `CriteriaError`. Bad rows never raise: they go to ``rejected.jsonl``.
+    """
+    source = open_input(input_path)
     writer = DatasetWriter(out_dir, criteria=criteria, lang=lang, limits=limits,
                            data_source=data_source, require_label=not unlabelled)
-    unit = "rows" if detect_format(input_path) == "parquet" else "B"
-    bar = tqdm(total=input_size(input_path), unit=unit, unit_scale=True, disable=not progress,
-               desc=f"convert {input_path.name}", mininterval=0.5)
+    bar = tqdm(total=source.size, unit=source.unit, unit_scale=True, disable=not progress,
+               desc=f"convert {source.path.name}", mininterval=0.5)
+    add = writer.add
     try:
-        for number, row in read_rows(input_path, progress=bar.update):
-            writer.add(row, number, split=split)
+        for number, row in source.rows(bar.update if progress else None):
+            add(row, number, split)
     finally:
         bar.close()
         summary = writer.close()
@@ -61,6 +69,9 @@ def run_convert_cli(args: argparse.Namespace) -> int:
         )
     except (InputError, CriteriaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the output folder cannot be written
+        print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     print(f"wrote {summary['rows_written']} rows, rejected {summary['rows_rejected']} "
           f"({summary['rejected_by_reason']}) -> {args.out}")

@@ -13,6 +13,7 @@ parser reads back:
 
 from __future__ import annotations
 
+import string
 from typing import Mapping, Sequence
 
 from data_prep.criteria import Criteria, Step, load_criteria
@@ -33,39 +34,86 @@ def _label_rules_text(crit: Criteria, lang: str) -> str:
     return "\n".join(lines)
 
 
-_TEMPLATE_CACHE: dict[tuple[int, str], tuple[Criteria, str]] = {}
+_ROW_FIELDS = ("query", "title", "content", "tags")
 
 
-class _KeepDynamic(dict):
-    """First formatting pass: fill the criteria parts, keep per-row placeholders."""
+def _static_fields(crit: Criteria, lang: str) -> dict[str, str]:
+    return {
+        "label_rules": _label_rules_text(crit, lang),
+        "step_instructions": "\n".join(
+            _step_instruction(i + 1, s, crit, lang) for i, s in enumerate(crit.steps)),
+        "verdict_marker": crit.marker(lang),
+        "label_values": ", ".join(str(v) for v in crit.label_values),
+        "answer_tag": crit.answer_tag,
+        "reasoning_tag": crit.reasoning_tag or "think",
+    }
 
-    def __missing__(self, key: str) -> str:
-        if key in ("query", "title", "content", "tags"):
-            return "{" + key + "}"
-        return "{{" + key + "}}"  # unknown placeholder: shown literally
+
+class PromptRenderer:
+    """The chat prompt of one criteria and language, with every constant part built once.
+
+    The user template is split into its literal pieces and the row's fields
+    (query, title, content, tags); a row is rendered by one string join, so text
+    from the row (braces included) is inserted as it is. Placeholders the
+    criteria does not know are shown literally.
+    """
+
+    def __init__(self, crit: Criteria, lang: str = "en"):
+        if lang not in crit.prompts:
+            raise ValueError(f"criteria '{crit.name}' has no prompt for language {lang!r} "
+                             f"(has {sorted(crit.prompts)})")
+        self.criteria, self.lang = crit, lang
+        self.system: str = crit.prompts[lang].get("system") or ""
+        static = _static_fields(crit, lang)
+        literals, fields, text = [], [], ""
+        for literal, name, _spec, _conv in string.Formatter().parse(crit.prompts[lang]["user"]):
+            text += literal
+            if name is None:
+                continue
+            if name in _ROW_FIELDS:
+                literals.append(text)
+                fields.append(name)
+                text = ""
+            else:
+                text += static.get(name, "{" + name + "}")
+        literals.append(text)
+        literals[0] = literals[0].lstrip()  # the template is stripped, as str.strip() would
+        literals[-1] = literals[-1].rstrip()
+        # "".join over a tuple of literals and arguments: no template scanning per row.
+        parts = []
+        for i, name in enumerate(fields):
+            parts += [f"L{i}", name]
+        parts.append(f"L{len(fields)}")
+        namespace = {f"L{i}": lit for i, lit in enumerate(literals)}
+        self.user = eval(  # noqa: S307 - source built from fixed identifiers only
+            f"lambda {', '.join(_ROW_FIELDS)}: ''.join(({', '.join(parts)},))", namespace)
+
+    def messages(self, query: str, title: str, content: str, tags: str) -> list[dict[str, str]]:
+        user = {"role": "user", "content": self.user(query, title, content, tags)}
+        if self.system:
+            return [{"role": "system", "content": self.system}, user]
+        return [user]
 
 
-def _escape(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
+_RENDERERS: dict[tuple[int, str], PromptRenderer] = {}
 
 
-def _user_template(crit: Criteria, lang: str) -> str:
-    """The user prompt with everything but the row's fields filled in, built once per criteria."""
-    key = (id(crit), lang)
-    hit = _TEMPLATE_CACHE.get(key)
-    if hit is None or hit[0] is not crit:
-        static = _KeepDynamic(
-            label_rules=_escape(_label_rules_text(crit, lang)),
-            step_instructions=_escape("\n".join(
-                _step_instruction(i + 1, s, crit, lang) for i, s in enumerate(crit.steps))),
-            verdict_marker=_escape(crit.marker(lang)),
-            label_values=", ".join(str(v) for v in crit.label_values),
-            answer_tag=crit.answer_tag,
-            reasoning_tag=crit.reasoning_tag or "think",
-        )
-        template = crit.prompts[lang]["user"].format_map(static).strip()
-        hit = _TEMPLATE_CACHE[key] = (crit, template)
-    return hit[1]
+def get_renderer(criteria: Criteria | str | None = None, lang: str = "en") -> PromptRenderer:
+    """The cached renderer of a criteria (object, built-in name or path) and language."""
+    crit = criteria if isinstance(criteria, Criteria) else load_criteria(criteria)
+    hit = _RENDERERS.get((id(crit), lang))
+    if hit is None or hit.criteria is not crit:
+        hit = _RENDERERS[(id(crit), lang)] = PromptRenderer(crit, lang)
+    return hit
+
+
+def tags_text(tags: Sequence[str] | str | None) -> str:
+    """Tags as shown in the prompt: "#a #b", a string as given, "-" for none."""
+    if isinstance(tags, str):
+        return tags or "-"
+    if not tags:
+        return "-"
+    return "#" + " #".join([t.lstrip("#") for t in tags])
 
 
 def render_prompt(
@@ -77,22 +125,7 @@ def render_prompt(
     lang: str = "en",
 ) -> list[dict[str, str]]:
     """Chat messages (system + user) asking for a criteria-guided judgement."""
-    crit = load_criteria(criteria)
-    if lang not in crit.prompts:
-        raise ValueError(f"criteria '{crit.name}' has no prompt for language {lang!r} "
-                         f"(has {sorted(crit.prompts)})")
-    if isinstance(tags, str):
-        tag_text = tags
-    else:
-        tag_text = " ".join(f"#{t.lstrip('#')}" for t in (tags or []))
-    body = crit.prompts[lang]
-    user = _user_template(crit, lang).format(
-        query=query, title=title, content=content, tags=tag_text or "-")
-    messages = []
-    if body.get("system"):
-        messages.append({"role": "system", "content": body["system"]})
-    messages.append({"role": "user", "content": user})
-    return messages
+    return get_renderer(criteria, lang).messages(query, title, content, tags_text(tags))
 
 
 def format_step(step: Step, text: str, verdict: str, crit: Criteria, lang: str = "en") -> str:

@@ -2,16 +2,34 @@
 
 Validation never drops a row silently: a bad row becomes a `Rejection` with a
 reason code and a human-readable detail naming the field.
+
+What a row may hold (JSON types; CSV cells are text):
+  query, title, content   text; `query` must be non-empty, `title` and `content`
+                          not both empty (a null title or content counts as empty)
+  tags                    optional: a list of text, or one string "#a #b" / "a,b"
+                          / a JSON list
+  label                   an integer label of the criteria (3, "3" and 3.0 are
+                          the same); optional only for an unlabelled pool
+  step_gold               optional per-step annotations {step: verdict or [verdicts]},
+                          a mapping or its JSON text; null entries are ignored
+  reasoning               optional warm-up response (makes an SFT row)
+  id                      optional text or number, unique; default "row-<number>"
+  split                   optional split name (letters, digits, '_', '-', '.')
+
+This module is on the hot path of `convert` (one call per input row): the
+common shapes take a few type checks, anything unusual goes to the slow
+helpers below, which also write the error detail.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from data_prep.criteria import Criteria, CriteriaError
-from data_prep.prompt import render_prompt
+from data_prep.prompt import get_renderer
 
 REQUIRED_FIELDS = ("query", "title", "content")
 ABILITY = "relevance"
@@ -29,6 +47,9 @@ REASONS = (
     "bad_annotation",
 )
 
+_SPLIT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
+_GOLD_CACHE_SIZE = 4096
+
 
 @dataclass
 class Limits:
@@ -40,25 +61,44 @@ class Limits:
 class Rejection:
     reason: str
     detail: str
+    row_id: Any = None  # the row's id when a reader refused a row it could still partly read
 
 
 def _is_missing(value: Any) -> bool:
     if value is None:
         return True
     try:  # pandas/pyarrow NaN for missing CSV cells
-        return value != value
+        return bool(value != value)
     except Exception:
         return False
 
 
 def _has_surrogates(text: str) -> bool:
-    # Undecodable bytes survive reading as lone surrogates (errors="surrogateescape");
-    # encoding them fails, which is a C-speed check.
+    # Undecodable bytes survive reading as lone surrogates (errors="surrogateescape",
+    # or a JSON "\udcff" escape); encoding them fails, which is a C-speed check.
+    if text.isascii():  # O(1) in CPython
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _text_fields(raw: Mapping[str, Any]) -> tuple[str, str, str] | Rejection:
+    """query, title, content as str, or why not (the slow path of `validate`)."""
+    out = []
+    for name in REQUIRED_FIELDS:
+        value = raw[name]
+        if isinstance(value, str):
+            out.append(str(value))
+        elif _is_missing(value):
+            if name == "query":
+                return Rejection("missing_field", "field 'query' is missing")
+            out.append("")  # a note without a title (or body) is still a note
+        else:
+            return Rejection("bad_type", f"field '{name}': expected text, got {type(value).__name__}")
+    return out[0], out[1], out[2]
 
 
 def _parse_tags(value: Any) -> list[str] | Rejection:
@@ -73,29 +113,33 @@ def _parse_tags(value: Any) -> list[str] | Rejection:
                 return Rejection("bad_type", f"field 'tags': not a JSON list: {text[:60]!r}")
             value = parsed
         else:
-            return [t.lstrip("#") for t in text.replace(",", " ").split() if t.strip("#")]
+            value = text.replace(",", " ").split()
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, (list, tuple)) and all(isinstance(t, str) for t in value):
-        return [t.lstrip("#") for t in value]
+        tags = [t.strip().lstrip("#").strip() for t in value]
+        tags = [t for t in tags if t]
+        if any(_has_surrogates(t) for t in tags):
+            return Rejection("bad_encoding", "field 'tags': bytes that are not valid UTF-8")
+        return tags
     return Rejection("bad_type", f"field 'tags': expected a list of strings, got {type(value).__name__}")
 
 
-def _parse_label(value: Any, crit: Criteria) -> int | None | Rejection:
+def _parse_label(value: Any, label_values) -> int | None | Rejection:
     if _is_missing(value) or value == "":
         return None
     if isinstance(value, bool):
         return Rejection("bad_type", f"field 'label': expected an integer, got {value!r}")
     try:
         as_float = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return Rejection("bad_type", f"field 'label': expected an integer, got {value!r}")
     if not as_float.is_integer():
         return Rejection("label_out_of_range", f"field 'label': {value!r} is not an integer label")
     label = int(as_float)
-    if label not in crit.label_values:
+    if label not in label_values:
         return Rejection(
-            "label_out_of_range", f"field 'label': {label} not in {sorted(crit.label_values)}"
+            "label_out_of_range", f"field 'label': {label} not in {sorted(label_values)}"
         )
     return label
 
@@ -110,7 +154,63 @@ def _parse_annotations(value: Any) -> dict | Rejection:
             return Rejection("bad_annotation", f"field 'step_gold': not JSON: {value[:60]!r}")
     if not isinstance(value, Mapping):
         return Rejection("bad_annotation", "field 'step_gold': expected an object step -> verdict")
-    return {k: v for k, v in value.items() if not _is_missing(v)}
+    return {k: (v.tolist() if hasattr(v, "tolist") else v)
+            for k, v in value.items() if not _is_missing(v)}
+
+
+def _parse_id(value: Any, row_number: int) -> str | Rejection:
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return f"row-{row_number}"
+        if _has_surrogates(value):
+            return Rejection("bad_encoding", "field 'id': bytes that are not valid UTF-8")
+        return str(value)
+    if _is_missing(value):
+        return f"row-{row_number}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return Rejection("bad_type", f"field 'id': expected text or a number, got {type(value).__name__}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # an integer id read back as float (a CSV/parquet column with gaps)
+    return str(value)
+
+
+def _parse_optional_text(name: str, value: Any) -> str | None | Rejection:
+    if _is_missing(value):
+        return None
+    if not isinstance(value, str):
+        return Rejection("bad_type", f"field '{name}': expected text, got {type(value).__name__}")
+    if not value.strip():
+        return None
+    if _has_surrogates(value):
+        return Rejection("bad_encoding", f"field '{name}': bytes that are not valid UTF-8")
+    return str(value)
+
+
+def _parse_split(value: Any) -> str | None | Rejection:
+    if _is_missing(value) or value == "":
+        return None
+    if isinstance(value, str) and _SPLIT_RE.match(value):
+        return str(value)
+    return Rejection("bad_type", f"field 'split': {value!r} is not a split name "
+                                 "(letters, digits, '_', '-', '.'; at most 64)")
+
+
+def check_split_name(split: str) -> str:
+    """A split name is used as a file name: letters, digits, '_', '-', '.' (not first)."""
+    if not isinstance(split, str) or not _SPLIT_RE.match(split):
+        raise ValueError(f"{split!r} is not a split name (letters, digits, '_', '-', '.'; at most 64)")
+    return split
+
+
+def _gold_key(label: int, annotations: dict) -> tuple | None:
+    try:
+        key = (label, tuple((k, tuple(v) if isinstance(v, list) else v)
+                            for k, v in annotations.items()))
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 class RecordBuilder:
@@ -134,88 +234,163 @@ class RecordBuilder:
         # What the reward reads back to find the same criteria (name or path).
         self.criteria_ref = criteria_ref or criteria.name
         self.require_label = require_label
+        self.renderer = get_renderer(criteria, lang)
         self._seen_ids: set[str] = set()
-        self._label_gold_json: dict[int, str] = {}
+        self._labels = frozenset(criteria.label_values)
+        # Label-derived gold: one JSON string per label, shared by every row with that label.
+        self._label_gold_json: dict[int | None, str] = {
+            lv: json.dumps(criteria.gold_steps(lv), ensure_ascii=False) for lv in criteria.label_values}
+        self._label_gold_json[None] = "{}"
+        self._annotated_gold_json: dict[tuple, str] = {}
+
+    # -- validation -------------------------------------------------------------
 
     def validate(self, raw: Mapping[str, Any], row_number: int) -> dict | Rejection:
-        for name in REQUIRED_FIELDS:
-            if name not in raw or _is_missing(raw[name]):
-                return Rejection("missing_field", f"field '{name}' is missing")
-        clean: dict[str, Any] = {}
-        for name in REQUIRED_FIELDS:
-            value = raw[name]
-            if not isinstance(value, str):
-                return Rejection("bad_type", f"field '{name}': expected text, got {type(value).__name__}")
-            if _has_surrogates(value):
+        """The clean row (query, title, content, tags, label, step_gold JSON, id,
+        reasoning, split), or the first reason to refuse it."""
+        try:
+            query, title, content = raw["query"], raw["title"], raw["content"]
+        except KeyError:
+            missing = next(name for name in REQUIRED_FIELDS if name not in raw)
+            return Rejection("missing_field", f"field '{missing}' is missing")
+        except TypeError:
+            return Rejection("bad_type", f"expected an object with fields, got {type(raw).__name__}")
+        if type(query) is not str or type(title) is not str or type(content) is not str:
+            texts = _text_fields(raw)
+            if type(texts) is Rejection:
+                return texts
+            query, title, content = texts
+        for name, value in (("query", query), ("title", title), ("content", content)):
+            if not value.isascii() and _has_surrogates(value):
                 return Rejection("bad_encoding", f"field '{name}': bytes that are not valid UTF-8")
-            clean[name] = value.strip()
-        if not clean["query"]:
+        query, title, content = query.strip(), title.strip(), content.strip()
+        if not query:
             return Rejection("missing_field", "field 'query' is empty")
-        if not clean["title"] and not clean["content"]:
+        if not title and not content:
             return Rejection("empty_note", "fields 'title' and 'content' are both empty")
-        if len(clean["query"]) > self.limits.max_query_chars:
-            return Rejection("too_long", f"field 'query': {len(clean['query'])} chars > {self.limits.max_query_chars}")
-        note_len = len(clean["title"]) + len(clean["content"])
-        if note_len > self.limits.max_note_chars:
-            return Rejection("too_long", f"fields 'title'+'content': {note_len} chars > {self.limits.max_note_chars}")
+        limits = self.limits
+        if len(query) > limits.max_query_chars:
+            return Rejection("too_long", f"field 'query': {len(query)} chars > {limits.max_query_chars}")
+        note_len = len(title) + len(content)
+        if note_len > limits.max_note_chars:
+            return Rejection("too_long", f"fields 'title'+'content': {note_len} chars > {limits.max_note_chars}")
 
-        tags = _parse_tags(raw.get("tags"))
-        if isinstance(tags, Rejection):
-            return tags
-        label = _parse_label(raw.get("label"), self.crit)
-        if isinstance(label, Rejection):
-            return label
-        if label is None and self.require_label:
-            return Rejection("missing_field", "field 'label' is missing")
+        get = raw.get
+        tags = get("tags")
+        if tags is None:
+            tags = []
+        else:
+            tags = self._tags(tags)
+            if type(tags) is Rejection:
+                return tags
 
-        annotations = _parse_annotations(raw.get("step_gold"))
-        if isinstance(annotations, Rejection):
-            return annotations
-        if annotations or label is None:
-            try:
-                gold = self.crit.gold_steps(label, annotations) if label is not None else {}
-            except CriteriaError as exc:
-                return Rejection("bad_annotation", f"field 'step_gold': {exc}")
-            gold_json = json.dumps(gold, ensure_ascii=False)
-        else:  # label-derived gold: one JSON string per label, computed once
-            gold_json = self._label_gold_json.get(label)
-            if gold_json is None:
-                gold_json = self._label_gold_json[label] = json.dumps(
-                    self.crit.gold_steps(label), ensure_ascii=False)
+        label = get("label")
+        if type(label) is not int or label not in self._labels:  # bools and text take the slow path
+            label = _parse_label(label, self._labels)
+            if type(label) is Rejection:
+                return label
+            if label is None and self.require_label:
+                return Rejection("missing_field", "field 'label' is missing")
 
-        row_id = raw.get("id")
-        row_id = f"row-{row_number}" if _is_missing(row_id) or row_id == "" else str(row_id)
+        annotations = get("step_gold")
+        if annotations is None:
+            gold_json = self._label_gold_json[label]
+        else:
+            gold_json = self._gold_json(annotations, label)
+            if type(gold_json) is Rejection:
+                return gold_json
+
+        row_id = get("id")
+        if type(row_id) is str and row_id and row_id.isascii() and not row_id.isspace():
+            row_id = row_id.strip()
+        else:
+            row_id = _parse_id(row_id, row_number)
+            if type(row_id) is Rejection:
+                return row_id
+
+        reasoning = get("reasoning")
+        if reasoning is not None:
+            reasoning = _parse_optional_text("reasoning", reasoning)
+            if type(reasoning) is Rejection:
+                return reasoning
+        split = get("split")
+        if split is not None:
+            split = _parse_split(split)
+            if type(split) is Rejection:
+                return split
+
+        # Last, so that a refused row never claims its id.
         if row_id in self._seen_ids:
             return Rejection("duplicate_id", f"field 'id': {row_id!r} already seen")
         self._seen_ids.add(row_id)
+        return {"query": query, "title": title, "content": content, "tags": tags, "label": label,
+                "step_gold": gold_json, "id": row_id, "reasoning": reasoning, "split": split}
 
-        reasoning = raw.get("reasoning")
-        if _is_missing(reasoning) or not str(reasoning).strip():
-            reasoning = None
-        elif _has_surrogates(str(reasoning)):
-            return Rejection("bad_encoding", "field 'reasoning': bytes that are not valid UTF-8")
+    @staticmethod
+    def _tags(value: Any) -> list[str] | Rejection:
+        if type(value) is list:
+            try:
+                joined = "".join(value)
+            except TypeError:
+                joined = None
+            # Common case: clean text tags, nothing to strip.
+            if joined is not None and "#" not in joined and " " not in joined and "" not in value \
+                    and not _has_surrogates(joined):
+                return value
+        return _parse_tags(value)
 
-        clean.update(id=row_id, tags=tags, label=label, step_gold=gold_json, reasoning=reasoning)
-        return clean
+    def _gold_json(self, value: Any, label: int | None) -> str | Rejection:
+        annotations = _parse_annotations(value)
+        if type(annotations) is Rejection:
+            return annotations
+        if not annotations or label is None:
+            return self._label_gold_json[label]
+        key = _gold_key(label, annotations)
+        hit = self._annotated_gold_json.get(key) if key is not None else None
+        if hit is not None:
+            return hit
+        try:
+            gold = self.crit.gold_steps(label, annotations)
+        except CriteriaError as exc:
+            return Rejection("bad_annotation", f"field 'step_gold': {exc}")
+        text = json.dumps(gold, ensure_ascii=False)
+        if key is not None:
+            if len(self._annotated_gold_json) >= _GOLD_CACHE_SIZE:
+                self._annotated_gold_json.clear()
+            self._annotated_gold_json[key] = text
+        return text
+
+    # -- records ----------------------------------------------------------------
+
+    def user_prompt(self, row: Mapping[str, Any]) -> str:
+        """The user message of a clean row (the system message is `renderer.system`)."""
+        tags = row["tags"]
+        return self.renderer.user(row["query"], row["title"], row["content"],
+                                  "#" + " #".join(tags) if tags else "-")
+
+    def extra_info(self, row: Mapping[str, Any], split: str, index: int) -> dict:
+        return {
+            "split": split,
+            "index": index,
+            "id": row["id"],
+            "criteria": self.criteria_ref,
+            "lang": self.lang,
+            "step_gold": row["step_gold"],
+            "query": row["query"],
+            "title": row["title"],
+        }
 
     def rl_record(self, row: Mapping[str, Any], split: str, index: int) -> dict:
         label = row["label"]
+        prompt = [{"role": "user", "content": self.user_prompt(row)}]
+        if self.renderer.system:
+            prompt.insert(0, {"role": "system", "content": self.renderer.system})
         return {
             "data_source": self.data_source,
-            "prompt": render_prompt(row["query"], row["title"], row["content"], row["tags"],
-                                    criteria=self.crit, lang=self.lang),
+            "prompt": prompt,
             "ability": ABILITY,
             "reward_model": {"style": "rule", "ground_truth": "" if label is None else str(label)},
-            "extra_info": {
-                "split": split,
-                "index": index,
-                "id": row["id"],
-                "criteria": self.criteria_ref,
-                "lang": self.lang,
-                "step_gold": row["step_gold"],
-                "query": row["query"],
-                "title": row["title"],
-            },
+            "extra_info": self.extra_info(row, split, index),
         }
 
     def sft_record(self, rl: Mapping[str, Any], response: str) -> dict:

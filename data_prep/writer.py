@@ -6,7 +6,10 @@ Output folder layout:
     rejected.jsonl         every refused row: row number, id, reason code, detail
     summary.json           counts per split and label, rejects per reason, rows/s
 
-Rows are written in chunks so a million-row input never sits in memory twice.
+Rows are written in chunks (one parquet row group each), so a million-row input
+never sits in memory. A chunk is kept as columns, not as per-row records: the
+constant parts (system message, data source, criteria name, ...) are stored
+once per chunk and the arrow arrays are built column by column.
 """
 
 from __future__ import annotations
@@ -17,67 +20,127 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data_prep.criteria import Criteria, load_criteria
-from data_prep.records import Limits, RecordBuilder, Rejection
+from data_prep.records import ABILITY, Limits, RecordBuilder, Rejection, check_split_name
 
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+_MESSAGES = pa.list_(_MESSAGE)
 _EXTRA = pa.struct([
     ("split", pa.string()), ("index", pa.int64()), ("id", pa.string()),
     ("criteria", pa.string()), ("lang", pa.string()), ("step_gold", pa.string()),
     ("query", pa.string()), ("title", pa.string()),
 ])
+_REWARD = pa.struct([("style", pa.string()), ("ground_truth", pa.string())])
 RL_SCHEMA = pa.schema([
     ("data_source", pa.string()),
-    ("prompt", pa.list_(_MESSAGE)),
+    ("prompt", _MESSAGES),
     ("ability", pa.string()),
-    ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])),
+    ("reward_model", _REWARD),
     ("extra_info", _EXTRA),
 ])
-SFT_SCHEMA = pa.schema([("messages", pa.list_(_MESSAGE)), ("extra_info", _EXTRA)])
+SFT_SCHEMA = pa.schema([("messages", _MESSAGES), ("extra_info", _EXTRA)])
+UNLABELLED = "unlabelled"  # the label count key of rows without a label
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
-def _to_arrow(values: list, typ: pa.DataType) -> pa.Array:
-    """Column-wise conversion for our nested schemas; much faster than from_pylist."""
-    if pa.types.is_struct(typ):
-        fields = [typ.field(i) for i in range(typ.num_fields)]
-        children = [_to_arrow([v[f.name] for v in values], f.type) for f in fields]
-        return pa.StructArray.from_arrays(children, fields=fields)
-    if pa.types.is_list(typ):
-        offsets = [0]
-        flat: list = []
-        for v in values:
-            flat.extend(v)
-            offsets.append(len(flat))
-        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), _to_arrow(flat, typ.value_type))
-    return pa.array(values, typ)
+def _const(value: str, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
-class _ChunkedParquet:
-    def __init__(self, path: Path, schema: pa.Schema, chunk_rows: int):
-        self.path, self.schema, self.chunk_rows = path, schema, chunk_rows
-        self.buffer: list[dict] = []
+def _strings(values: list) -> pa.Array:
+    return pa.array(values, pa.string())
+
+
+def _messages(turns: list[list[str]], roles: tuple[str, ...]) -> pa.Array:
+    """list<struct<role, content>> from one list of contents per turn (all rows have every turn)."""
+    n, k = len(turns[0]), len(turns)
+    if k == 1:
+        content = turns[0]
+    else:
+        content = [None] * (n * k)  # interleave: row 0 turn 0, row 0 turn 1, ...
+        for i, turn in enumerate(turns):
+            content[i::k] = turn
+    values = pa.StructArray.from_arrays(
+        [_strings(list(roles) * n), _strings(content)], fields=list(_MESSAGE))
+    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, values, type=_MESSAGES)
+
+
+class _SplitFile:
+    """One output parquet file, buffered as columns and flushed as one row group per chunk."""
+
+    def __init__(self, path: Path, schema: pa.Schema, chunk_rows: int, split: str,
+                 builder: RecordBuilder, data_source: str, sft: bool):
+        self.path, self.schema, self.chunk_rows, self.split = path, schema, chunk_rows, split
+        self.builder, self.data_source, self.sft = builder, data_source, sft
         self.writer: pq.ParquetWriter | None = None
-        self.rows = 0
+        self.rows = 0  # rows flushed
+        self.labels: Counter = Counter()
+        self._clear()
 
-    def add(self, record: dict) -> None:
-        self.buffer.append(record)
-        if len(self.buffer) >= self.chunk_rows:
+    def _clear(self) -> None:
+        self.users: list[str] = []
+        self.responses: list[str] = []
+        self.index: list[int] = []
+        self.ids: list[str] = []
+        self.truths: list[str] = []
+        self.golds: list[str] = []
+        self.queries: list[str] = []
+        self.titles: list[str] = []
+
+    def __len__(self) -> int:
+        return self.rows + len(self.ids)
+
+    def add(self, row: Mapping[str, Any], user: str, index: int, response: str | None = None) -> None:
+        self.users.append(user)
+        if response is not None:
+            self.responses.append(response)
+        self.index.append(index)
+        self.ids.append(row["id"])
+        label = row["label"]
+        self.truths.append("" if label is None else str(label))
+        self.golds.append(row["step_gold"])
+        self.queries.append(row["query"])
+        self.titles.append(row["title"])
+        if len(self.ids) >= self.chunk_rows:
             self.flush()
 
+    def _extra(self, n: int) -> pa.Array:
+        b = self.builder
+        return pa.StructArray.from_arrays(
+            [_const(self.split, n), pa.array(np.asarray(self.index, dtype=np.int64)),
+             _strings(self.ids), _const(b.criteria_ref, n), _const(b.lang, n),
+             _strings(self.golds), _strings(self.queries), _strings(self.titles)],
+            fields=list(_EXTRA))
+
     def flush(self) -> None:
-        if not self.buffer:
+        n = len(self.ids)
+        if not n:
             return
-        table = pa.Table.from_arrays(
-            [_to_arrow([r[f.name] for r in self.buffer], f.type) for f in self.schema],
-            schema=self.schema)
+        system = self.builder.renderer.system
+        turns, roles = ([[system] * n, self.users], ("system", "user")) if system \
+            else ([self.users], ("user",))
+        if self.sft:
+            columns = [_messages(turns + [self.responses], roles + ("assistant",)), self._extra(n)]
+        else:
+            columns = [
+                _const(self.data_source, n),
+                _messages(turns, roles),
+                _const(ABILITY, n),
+                pa.StructArray.from_arrays([_const("rule", n), _strings(self.truths)], fields=list(_REWARD)),
+                self._extra(n),
+            ]
+            self.labels.update(self.truths)
+        table = pa.Table.from_arrays(columns, schema=self.schema)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, self.schema)
         self.writer.write_table(table)
-        self.rows += len(self.buffer)
-        self.buffer = []
+        self.rows += n
+        self._clear()
 
     def close(self) -> None:
         self.flush()
@@ -98,51 +161,85 @@ class DatasetWriter:
         chunk_rows: int = 10_000,
         require_label: bool = True,
     ):
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         criteria_ref = str(criteria) if isinstance(criteria, (str, Path)) else None
         self.crit = load_criteria(criteria)
         kwargs = {} if data_source is None else {"data_source": data_source}
         self.builder = RecordBuilder(self.crit, lang=lang, limits=limits,
                                      criteria_ref=criteria_ref, require_label=require_label, **kwargs)
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_previous_outputs()
         self.chunk_rows = chunk_rows
-        self._rl: dict[str, _ChunkedParquet] = {}
-        self._sft: dict[str, _ChunkedParquet] = {}
-        self._rejected = open(self.out_dir / "rejected.jsonl", "w", encoding="utf-8")
-        self.label_counts: dict[str, Counter] = defaultdict(Counter)
+        self._rl: dict[str, _SplitFile] = {}
+        self._sft: dict[str, _SplitFile] = {}
+        # backslashreplace: an id with undecodable bytes is written escaped, never lost.
+        self._rejected = open(self.out_dir / "rejected.jsonl", "w", encoding="utf-8",
+                              errors="backslashreplace")
         self.reject_counts: Counter = Counter()
         self.rows_in = 0
         self._start = time.perf_counter()
 
-    def _split_writer(self, table: dict, prefix: str, split: str, schema: pa.Schema) -> _ChunkedParquet:
-        if split not in table:
-            table[split] = _ChunkedParquet(self.out_dir / f"{prefix}{split}.parquet", schema, self.chunk_rows)
-        return table[split]
+    def _remove_previous_outputs(self) -> None:
+        """A re-run into the same folder must not leave split files of the last run behind."""
+        summary = self.out_dir / "summary.json"
+        try:
+            previous = json.loads(summary.read_text(encoding="utf-8"))
+            names = [f"{s}.parquet" for s in previous.get("splits", {})] + \
+                    [f"sft_{s}.parquet" for s in previous.get("sft_splits", {})]
+        except (OSError, ValueError, AttributeError):
+            return
+        for name in names:
+            if "/" not in name and "\\" not in name:
+                (self.out_dir / name).unlink(missing_ok=True)
+        summary.unlink(missing_ok=True)
+
+    def _split_file(self, split: str, sft: bool = False) -> _SplitFile:
+        table = self._sft if sft else self._rl
+        out = table.get(split)
+        if out is None:
+            check_split_name(split)  # a default split given by the caller; rows' splits are checked
+            prefix, schema = ("sft_", SFT_SCHEMA) if sft else ("", RL_SCHEMA)
+            out = table[split] = _SplitFile(self.out_dir / f"{prefix}{split}.parquet", schema,
+                                            self.chunk_rows, split, self.builder,
+                                            self.builder.data_source, sft)
+        return out
+
+    @property
+    def label_counts(self) -> dict[str, Counter]:
+        counts: dict[str, Counter] = defaultdict(Counter)
+        for split, out in self._rl.items():
+            pending = Counter(out.truths)
+            for truth, n in (out.labels + pending).items():
+                counts[split][truth or UNLABELLED] += n
+        return counts
 
     def reject(self, row_number: int, rejection: Rejection, raw: Mapping[str, Any] | None = None) -> None:
         self.reject_counts[rejection.reason] += 1
-        entry = {"row": row_number, "id": None if raw is None else raw.get("id"),
-                 "reason": rejection.reason, "detail": rejection.detail}
-        self._rejected.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        row_id = raw.get("id") if isinstance(raw, Mapping) else rejection.row_id
+        entry = {"row": row_number, "id": row_id, "reason": rejection.reason, "detail": rejection.detail}
+        text = json.dumps(entry, ensure_ascii=False, default=str)
+        if not text.isascii():  # characters some readers take for line breaks stay escaped
+            text = text.translate(_LINE_BREAKS)
+        self._rejected.write(text + "\n")
 
     def add(self, raw: Mapping[str, Any] | Rejection, row_number: int, split: str = "train") -> bool:
         """Validate and write one row; returns False when it was rejected."""
         self.rows_in += 1
-        if isinstance(raw, Rejection):
+        if type(raw) is Rejection:
             self.reject(row_number, raw)
             return False
         row = self.builder.validate(raw, row_number)
-        if isinstance(row, Rejection):
+        if type(row) is Rejection:
             self.reject(row_number, row, raw)
             return False
-        split = str(raw.get("split") or split)
-        rl_out = self._split_writer(self._rl, "", split, RL_SCHEMA)
-        record = self.builder.rl_record(row, split, rl_out.rows + len(rl_out.buffer))
-        rl_out.add(record)
-        if row["reasoning"]:
-            self._split_writer(self._sft, "sft_", split, SFT_SCHEMA).add(
-                self.builder.sft_record(record, row["reasoning"]))
-        self.label_counts[split]["unlabelled" if row["label"] is None else str(row["label"])] += 1
+        split = row["split"] or split
+        out = self._rl.get(split) or self._split_file(split)
+        user = self.builder.user_prompt(row)
+        index = len(out)
+        out.add(row, user, index)
+        if row["reasoning"] is not None:
+            (self._sft.get(split) or self._split_file(split, sft=True)).add(
+                row, user, index, row["reasoning"])
         return True
 
     def close(self) -> dict:

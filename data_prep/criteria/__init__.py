@@ -11,7 +11,9 @@ or by a path to a YAML file.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,6 +25,11 @@ DEFAULT_CRITERIA = "default"
 FORMATS = ("stepwise", "free_form")
 LANGS = ("en", "zh")
 _TAG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Placeholders a prompt's `user` text must contain. The others it may use: tags,
+# label_rules, step_instructions, verdict_marker, label_values, answer_tag,
+# reasoning_tag; an unknown name is shown literally.
+REQUIRED_PLACEHOLDERS = ("query", "title", "content")
 
 
 class CriteriaError(ValueError):
@@ -82,11 +89,12 @@ class Criteria:
     _step_index: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     # -- lookups -------------------------------------------------------------
-    @property
+    # Cached: they are read for every row of a conversion and every reward call.
+    @functools.cached_property
     def label_values(self) -> tuple[int, ...]:
         return tuple(lab.value for lab in self.labels)
 
-    @property
+    @functools.cached_property
     def step_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.steps)
 
@@ -112,6 +120,9 @@ class Criteria:
         Label-derived gold is the default; a per-step annotation (one verdict or
         a list) overrides it. ``None`` means the step cannot be verified.
         """
+        if label not in self.label_values:
+            raise CriteriaError(
+                f"criteria '{self.name}': {label!r} is not one of the labels {list(self.label_values)}")
         gold: dict[str, list[str] | None] = {}
         annotations = annotations or {}
         unknown = set(annotations) - set(self.step_names)
@@ -123,7 +134,14 @@ class Criteria:
         for step in self.steps:
             ann = annotations.get(step.name)
             if ann is not None and ann != "":
-                values = [ann] if isinstance(ann, str) else list(ann)
+                if isinstance(ann, str):
+                    values = [ann]
+                elif isinstance(ann, (list, tuple)) and ann:
+                    values = list(ann)
+                else:
+                    raise CriteriaError(
+                        f"criteria '{self.name}': annotation for step '{step.name}' must be a "
+                        f"verdict or a non-empty list of verdicts, got {ann!r}")
                 bad = [v for v in values if v not in step.verdicts]
                 if bad:
                     raise CriteriaError(
@@ -150,8 +168,9 @@ def _req(raw: Mapping[str, Any], key: str, where: str, typ: type | tuple[type, .
     if key not in raw:
         raise CriteriaError(f"{where}: missing required field '{key}'")
     value = raw[key]
-    if not isinstance(value, typ):
-        names = typ.__name__ if isinstance(typ, type) else "/".join(t.__name__ for t in typ)
+    if not isinstance(value, typ) or (isinstance(value, bool) and typ is int):
+        names = "/".join("mapping" if t is Mapping else t.__name__
+                         for t in (typ if isinstance(typ, tuple) else (typ,)))
         raise CriteriaError(f"{where}: field '{key}' must be {names}, got {type(value).__name__}")
     return value
 
@@ -163,11 +182,38 @@ def _check_tag(tag: str, where: str) -> str:
 
 
 def _as_tuple(value: Any, where: str) -> tuple[str, ...]:
-    if isinstance(value, str):
+    if isinstance(value, str) and value.strip():
         return (value,)
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) and v.strip() for v in value):
         return tuple(value)
-    raise CriteriaError(f"{where}: expected a verdict or a list of verdicts, got {value!r}")
+    raise CriteriaError(f"{where}: expected a verdict or a list of verdicts (non-empty text), "
+                        f"got {value!r}")
+
+
+def _opt_str(raw: Mapping[str, Any], key: str, default: str, where: str) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise CriteriaError(f"{where}: field '{key}' must be non-empty text, got {value!r}")
+    return value
+
+
+def _check_user_prompt(user: str, where: str) -> None:
+    """Placeholders are plain names; literal braces are written doubled."""
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(user)
+                  if name is not None]
+    except ValueError as exc:
+        raise CriteriaError(f"{where}: field 'user' has unbalanced braces ({exc}); "
+                            "write {{ and }} for literal braces") from None
+    for name, spec, conv in fields:
+        if not _NAME_RE.match(name) or spec or conv:
+            shown = "{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}"
+            raise CriteriaError(f"{where}: field 'user' has the placeholder {shown!r}; placeholders "
+                                f"are plain names like {{query}} (write {{{{ and }}}} for literal braces)")
+    names = {name for name, _, _ in fields}
+    for name in REQUIRED_PLACEHOLDERS:
+        if name not in names:
+            raise CriteriaError(f"{where}: field 'user' must contain the placeholder {{{name}}}")
 
 
 def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
@@ -179,6 +225,12 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
     fmt = raw.get("format", "stepwise")
     if fmt not in FORMATS:
         raise CriteriaError(f"{where}: field 'format' must be one of {FORMATS}, got {fmt!r}")
+    version = raw.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CriteriaError(f"{where}: field 'version' must be int, got {type(version).__name__}")
+    for key in ("steps", "label_rules"):
+        if raw.get(key) is not None and not isinstance(raw[key], list):
+            raise CriteriaError(f"{where}: field '{key}' must be a list, got {type(raw[key]).__name__}")
 
     labels = []
     for i, lab in enumerate(_req(raw, "labels", where, list)):
@@ -218,7 +270,8 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
             raise CriteriaError(f"{sw}: field 'verdicts' is empty")
         if len(set(verdicts)) != len(verdicts):
             raise CriteriaError(f"{sw}: field 'verdicts' has duplicates {list(verdicts)}")
-        gold_raw = st.get("gold_from_label") or {}
+        gold_raw = st.get("gold_from_label")
+        gold_raw = {} if gold_raw is None else gold_raw
         if not isinstance(gold_raw, Mapping):
             raise CriteriaError(f"{sw}: field 'gold_from_label' must be a mapping label -> verdicts")
         gold: dict[int, tuple[str, ...]] = {}
@@ -230,6 +283,9 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
             if lv not in label_values:
                 raise CriteriaError(f"{sw}: gold_from_label key {lv} is not one of the labels {label_values}")
             accepted = _as_tuple(val, f"{sw}: gold_from_label[{key}]")
+            if not accepted:
+                raise CriteriaError(f"{sw}: gold_from_label[{key}] is empty; leave the label out "
+                                    "when the step cannot be checked from it")
             bad = [v for v in accepted if v not in verdicts]
             if bad:
                 raise CriteriaError(f"{sw}: gold_from_label[{key}] has verdict(s) {bad} not in {list(verdicts)}")
@@ -247,11 +303,21 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
         raise CriteriaError(f"{where}: a 'stepwise' criteria needs at least one step")
     if fmt == "free_form" and steps:
         raise CriteriaError(f"{where}: a 'free_form' criteria must not define steps")
+    reasoning_tag = raw.get("reasoning_tag")
+    if reasoning_tag is not None:
+        if not isinstance(reasoning_tag, str):
+            raise CriteriaError(f"{where}: field 'reasoning_tag' must be str, "
+                                f"got {type(reasoning_tag).__name__}")
+        _check_tag(reasoning_tag, f"{where}: reasoning_tag")
+        if reasoning_tag in seen_tags:
+            raise CriteriaError(f"{where}: reasoning_tag '{reasoning_tag}' is also a step or answer tag")
 
     step_by_name = {s.name: s for s in steps}
     rules = []
     for i, rule in enumerate(raw.get("label_rules") or []):
         rw = f"{where}: label_rules[{i}]"
+        if not isinstance(rule, Mapping):
+            raise CriteriaError(f"{rw}: must be a mapping with 'when' and 'label'")
         when = _req(rule, "when", rw, Mapping)
         lv = _req(rule, "label", rw, int)
         if lv not in label_values:
@@ -277,42 +343,52 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
         if not isinstance(body, Mapping):
             raise CriteriaError(f"{pw}: must be a mapping with 'system' and 'user'")
         user = _req(body, "user", pw, str)
-        for placeholder in ("{query}", "{title}", "{content}"):
-            if placeholder not in user:
-                raise CriteriaError(f"{pw}: field 'user' must contain the placeholder {placeholder}")
-        prompts[lang] = {"system": str(body.get("system", "")), "user": user}
+        _check_user_prompt(user, pw)
+        system = body.get("system")
+        if system is not None and not isinstance(system, str):
+            raise CriteriaError(f"{pw}: field 'system' must be str, got {type(system).__name__}")
+        prompts[lang] = {"system": system or "", "user": user}
     if "en" not in prompts:
         raise CriteriaError(f"{where}: field 'prompt' needs at least the 'en' prompt")
 
     return Criteria(
         name=name, format=fmt, labels=tuple(labels), steps=tuple(steps), answer_tag=answer_tag,
         prompts=prompts, label_rules=tuple(rules),
-        verdict_marker=str(raw.get("verdict_marker", "Verdict:")),
-        verdict_marker_zh=str(raw.get("verdict_marker_zh", "结论:")),
-        reasoning_tag=raw.get("reasoning_tag"),
+        verdict_marker=_opt_str(raw, "verdict_marker", "Verdict:", where),
+        verdict_marker_zh=_opt_str(raw, "verdict_marker_zh", "结论:", where),
+        reasoning_tag=reasoning_tag,
         answer_title=str(answer.get("title", "Answer")),
         answer_title_zh=str(answer.get("title_zh", "结论")),
-        source=source, version=int(raw.get("version", 1)),
+        source=source, version=version,
         _step_index={s.name: i for i, s in enumerate(steps)},
     )
 
 
 def _check_rules_agree_with_gold(rules, steps, label_values, where) -> None:
-    """Every label-derived gold verdict must lead to that label under label_rules."""
+    """Every combination of a label's gold verdicts must lead to that label under label_rules.
+
+    Rules are tried in order (the first match wins, as in `label_from_verdicts`);
+    a condition on a step the label leaves unverifiable is taken as met, so a rule
+    that could fire first for some verdict of that step counts.
+    """
     if not rules:
         return
     for lv in label_values:
         derivable = {s.name: s.gold_for_label(lv) for s in steps if s.gold_for_label(lv)}
         if not derivable:
             continue
-        hits = [r for r in rules if all(
-            set(r.when.get(name, accepted)) & set(accepted) for name, accepted in derivable.items()
-        ) and r.label == lv]
-        if not hits:
-            raise CriteriaError(
-                f"{where}: label_rules give no rule for label {lv} that agrees with its "
-                f"gold_from_label verdicts {derivable}"
-            )
+        names = list(derivable)
+        for combo in itertools.product(*(derivable[n] for n in names)):
+            verdicts = dict(zip(names, combo))
+            first = next((r for r in rules if all(
+                verdicts[step] in allowed for step, allowed in r.when.items() if step in verdicts
+            )), None)
+            if first is None or first.label != lv:
+                got = "no rule matches" if first is None else f"the first matching rule gives {first.label}"
+                raise CriteriaError(
+                    f"{where}: label_rules disagree with gold_from_label: for label {lv} the gold "
+                    f"verdicts {verdicts} lead to {got}, not {lv}"
+                )
 
 
 def resolve_criteria_path(name_or_path: str | Path) -> Path:
@@ -321,6 +397,8 @@ def resolve_criteria_path(name_or_path: str | Path) -> Path:
     if "/" not in text and not text.endswith((".yaml", ".yml")) and builtin.exists():
         return builtin
     path = Path(text)
+    if path.is_dir():
+        raise CriteriaError(f"criteria {text!r}: is a directory, expected a YAML file")
     if path.exists():
         return path
     names = sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
@@ -332,9 +410,14 @@ def _load_cached(path: str, mtime: float) -> Criteria:
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise CriteriaError(f"{path}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CriteriaError(f"{path}: not valid YAML{where}: {problem}") from None
     except UnicodeDecodeError as exc:
         raise CriteriaError(f"{path}: not UTF-8 text: {exc}") from None
+    except OSError as exc:
+        raise CriteriaError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return parse_criteria(raw, source=path)
 
 

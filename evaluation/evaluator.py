@@ -1,0 +1,189 @@
+"""`evaluate`: generate for a labelled parquet, score with the reward, write the report."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from evaluation import metrics as M
+from evaluation.generation import SamplingConfig, load_generator, render_prompts
+from evaluation.scoring import MODES, SCORERS, load_rows, row_criteria
+from reward import get_parser
+
+# Defaults per mode: a judgement needs room for four steps; a student writes one label.
+DEFAULT_MAX_NEW_TOKENS = {"generate": 1024, "classify": 8}
+
+
+def summarize(records: Sequence[Mapping[str, Any]], labels: Sequence[int] = M.LABELS) -> dict[str, Any]:
+    """All quality metrics of scored records (see `evaluation.metrics` for the definitions)."""
+    golds = [r["gold"] for r in records]
+    preds = [r["pred"] for r in records]
+    out = M.classification_report(golds, preds, labels)
+    has_steps = any(r["num_verifiable"] for r in records)
+    out.update({
+        "step_accuracy": M.step_accuracy((r["num_correct"] for r in records),
+                                         (r["num_verifiable"] for r in records)),
+        "per_step_accuracy": M.per_step_accuracy(
+            [(s["name"], s["verifiable"], s["correct"]) for s in r["steps"]] for r in records)
+        if has_steps else {},
+        "format_error_rate": 1.0 - M.mean(float(r["format_ok"]) for r in records) if records else None,
+        "format_errors": M.format_error_counts(r["format_error"] for r in records),
+        "mean_reward": M.mean(r["score"] for r in records),
+        # Verdicts that imply the predicted label, among responses where that is decidable.
+        "consistency_rate": M.mean(float(r["consistent"]) for r in records if r["consistent"] >= 0),
+        "n": len(records),
+    })
+    return out
+
+
+def _labels_of(rows: Sequence[Mapping[str, Any]]) -> tuple[int, ...]:
+    """The confusion-matrix order: the criteria's labels, highest first (3, 2, 1, 0, -1)."""
+    if not rows:
+        return M.LABELS
+    return tuple(sorted(get_parser(row_criteria(rows[0])).label_values, reverse=True))
+
+
+def default_out_dir(model: str, data: str) -> Path:
+    from model_zoo import cache_dir
+
+    name = Path(str(model).rstrip("/")).name or "model"
+    return cache_dir() / "eval" / f"{name}__{Path(data).stem}"
+
+
+def evaluate(
+    model: Any,
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    max_examples: int | None = None,
+    batch_size: int = 16,
+    max_new_tokens: int | None = None,
+    backend: str = "auto",
+    device: str = "auto",
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    mode: str = "generate",
+    reward_kwargs: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a model on a labelled RL parquet and return the metrics dict.
+
+    ``model`` is a model folder, a built-in name of `model_zoo` ("tiny"), or a
+    generator from `evaluation.generation.load_generator` (reuse one loaded
+    model for several test files; ``backend``/``device``/``batch_size`` are then
+    its own). With ``write`` the report files go to ``out_dir`` (default:
+    ``<cache>/eval/<model>__<data>``): metrics.json, summary.md,
+    predictions.jsonl, confusion_matrix.png. The metrics dict also holds the
+    ``out_dir`` it was written to.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if max_new_tokens is None:
+        max_new_tokens = DEFAULT_MAX_NEW_TOKENS[mode]
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    data = Path(data)
+    rows = load_rows(data, max_examples)
+    if not rows:
+        raise ValueError(f"{data}: no rows to evaluate")
+
+    if hasattr(model, "generate") and hasattr(model, "tokenizer"):
+        generator = model
+    else:
+        from model_zoo import resolve_model
+
+        generator = load_generator(str(resolve_model(model)), backend, device, batch_size)
+    model_path = generator.model_path
+
+    prompt_ids = render_prompts(generator.tokenizer, [row["prompt"] for row in rows])
+    cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    start = time.perf_counter()
+    generations = generator.generate(prompt_ids, cfg, progress=progress)
+    gen_seconds = time.perf_counter() - start
+    if len(generations) != len(rows):
+        raise RuntimeError(f"the generator returned {len(generations)} responses for {len(rows)} prompts")
+
+    records = score_all(rows, [g.text for g in generations], mode, reward_kwargs)
+    for rec, gen in zip(records, generations):
+        rec["num_tokens"], rec["truncated"] = gen.num_tokens, gen.truncated
+
+    n = len(records)
+    result = summarize(records, _labels_of(rows))
+    result.update({
+        # Throughput latency: generation wall time over all pairs at this batch
+        # size (model loading and scoring excluded), not single-request latency.
+        "latency_s_per_pair": gen_seconds / n,
+        "pairs_per_s": n / gen_seconds if gen_seconds > 0 else None,
+        "generation_seconds": gen_seconds,
+        "load_seconds": getattr(generator, "load_seconds", None),
+        "mean_prompt_tokens": M.mean(len(p) for p in prompt_ids),
+        "mean_response_tokens": M.mean(g.num_tokens for g in generations),
+        "truncated_rate": M.mean(float(g.truncated) for g in generations),
+        "model": str(model_path),
+        "data": str(data),
+        "mode": mode,
+        "backend": generator.backend,
+        "device": generator.device,
+        "batch_size": generator.batch_size,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "seed": seed,
+        "reward_kwargs": dict(reward_kwargs or {}),
+    })
+    return _write(result, records, out_dir, write)
+
+
+def score_all(rows: Sequence[Mapping[str, Any]], texts: Sequence[str], mode: str = "generate",
+              reward_kwargs: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One scored record per (row, response)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    score = SCORERS[mode]
+    return [score(row, i, text, reward_kwargs) for i, (row, text) in enumerate(zip(rows, texts))]
+
+
+def evaluate_responses(
+    data: str | os.PathLike,
+    responses: Sequence[str],
+    out_dir: str | os.PathLike | None = None,
+    *,
+    mode: str = "generate",
+    reward_kwargs: Mapping[str, Any] | None = None,
+    model: str = "responses",
+    write: bool = True,
+) -> dict[str, Any]:
+    """Score responses made elsewhere (one per row, in file order, for the first rows).
+
+    The same metrics and files as `evaluate`, without generation: speed fields are None.
+    """
+    data = Path(data)
+    rows = load_rows(data, len(responses))
+    if len(rows) != len(responses) or not rows:
+        raise ValueError(f"{data}: {len(responses)} responses but {len(rows)} rows to score")
+    records = score_all(rows, list(responses), mode, reward_kwargs)
+    result = summarize(records, _labels_of(rows))
+    result.update({
+        "latency_s_per_pair": None, "pairs_per_s": None, "generation_seconds": None,
+        "load_seconds": None, "model": model, "data": str(data), "mode": mode,
+        "backend": None, "device": None, "batch_size": None, "max_new_tokens": None,
+        "temperature": None, "reward_kwargs": dict(reward_kwargs or {}),
+    })
+    return _write(result, records, out_dir, write)
+
+
+def _write(result: dict[str, Any], records: list[dict[str, Any]],
+           out_dir: str | os.PathLike | None, write: bool) -> dict[str, Any]:
+    if write:
+        from evaluation.report import write_report
+
+        out = Path(out_dir) if out_dir is not None else default_out_dir(result["model"], result["data"])
+        write_report(result, records, out)
+        result["out_dir"] = str(out)
+    return result

@@ -1,0 +1,197 @@
+"""Batched generation behind one interface: vLLM on a GPU, Hugging Face `generate` otherwise.
+
+Both backends receive the same token ids (the chat template is rendered once,
+here, with ``add_generation_prompt=True``) and decode the new tokens with
+``skip_special_tokens=True``, as verl's reward manager does, so a response is
+scored on the same text it would be scored on in training.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+BACKENDS = ("auto", "hf", "vllm")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    max_new_tokens: int = 1024
+    temperature: float = 0.0  # 0 = greedy
+    top_p: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    text: str
+    num_tokens: int  # generated tokens, the stop token included
+    truncated: bool  # stopped by max_new_tokens rather than a stop token
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def vllm_installed() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def resolve_device(device: str = "auto") -> str:
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        raise RuntimeError("device 'cuda' was asked for, but torch sees no GPU")
+    return device
+
+
+def resolve_backend(backend: str = "auto", device: str = "auto") -> tuple[str, str]:
+    """(backend, device): vLLM only when it is installed and the device is a GPU."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    device = resolve_device(device)
+    if backend == "auto":
+        backend = "vllm" if device == "cuda" and vllm_installed() else "hf"
+    if backend == "vllm":
+        if not vllm_installed():
+            raise RuntimeError("backend 'vllm' was asked for, but vllm is not installed")
+        if device != "cuda":
+            raise RuntimeError("backend 'vllm' needs a GPU (device cuda)")
+    return backend, device
+
+
+def load_tokenizer(model_path: str):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    tok.padding_side = "left"  # decoder-only batching: prompts end where generation starts
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def render_prompts(tokenizer, conversations: Sequence[Sequence[dict]]) -> list[list[int]]:
+    """Token ids of each chat, rendered by the tokenizer's own template."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("the tokenizer has no chat template; evaluation renders prompts with it")
+    texts = [tokenizer.apply_chat_template(list(conv), tokenize=False, add_generation_prompt=True)
+             for conv in conversations]
+    # The template already holds any BOS it wants: add no special tokens again.
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+class HFGenerator:
+    """`model.generate` in length-sorted batches (less padding), greedy unless temperature > 0."""
+
+    backend = "hf"
+
+    def __init__(self, model_path: str, device: str = "cpu", batch_size: int = 16):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.model_path, self.device, self.batch_size = str(model_path), device, max(1, batch_size)
+        self.tokenizer = load_tokenizer(self.model_path)
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32  # CPU bf16 matmuls are slow
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype).to(device)
+        self.model.eval()
+        self.stop_ids = _stop_ids(self.model.generation_config, self.tokenizer)
+
+    def generate(self, prompt_ids: Sequence[Sequence[int]], cfg: SamplingConfig,
+                 progress: bool = True) -> list[Generation]:
+        import torch
+        from tqdm.auto import tqdm
+
+        order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
+        out: list[Generation | None] = [None] * len(prompt_ids)
+        sampling = cfg.temperature > 0
+        kwargs: dict[str, Any] = {"do_sample": sampling, "max_new_tokens": cfg.max_new_tokens,
+                                  "pad_token_id": self.tokenizer.pad_token_id}
+        if sampling:
+            kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
+            torch.manual_seed(cfg.seed)
+        else:  # a checkpoint's sampling defaults would only warn under greedy decoding
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        bar = tqdm(total=len(order), desc="generate", unit="pair", disable=not progress)
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                batch = self.tokenizer.pad({"input_ids": [list(prompt_ids[i]) for i in idx]},
+                                           return_tensors="pt").to(self.device)
+                seqs = self.model.generate(**batch, **kwargs)
+                new = seqs[:, batch["input_ids"].shape[1]:].tolist()
+                for i, tokens in zip(idx, new):
+                    out[i] = self._finish(tokens, cfg.max_new_tokens)
+                bar.update(len(idx))
+        bar.close()
+        return out  # type: ignore[return-value]
+
+    def _finish(self, tokens: list[int], max_new_tokens: int) -> Generation:
+        stop = next((k for k, t in enumerate(tokens) if t in self.stop_ids), None)
+        kept = tokens if stop is None else tokens[:stop + 1]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        return Generation(text, len(kept), stop is None and len(kept) >= max_new_tokens)
+
+
+class VLLMGenerator:
+    """vLLM offline engine; it schedules the batches itself (continuous batching)."""
+
+    backend = "vllm"
+
+    def __init__(self, model_path: str, device: str = "cuda", batch_size: int = 16,
+                 gpu_memory_utilization: float = 0.85, max_model_len: int | None = None):
+        from vllm import LLM
+
+        self.model_path, self.device, self.batch_size = str(model_path), device, batch_size
+        self.tokenizer = load_tokenizer(self.model_path)
+        kwargs: dict[str, Any] = {"model": self.model_path, "dtype": "bfloat16",
+                                  "gpu_memory_utilization": gpu_memory_utilization}
+        if max_model_len:
+            kwargs["max_model_len"] = max_model_len
+        self.llm = LLM(**kwargs)
+
+    def generate(self, prompt_ids: Sequence[Sequence[int]], cfg: SamplingConfig,
+                 progress: bool = True) -> list[Generation]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                top_p=cfg.top_p if cfg.temperature > 0 else 1.0, seed=cfg.seed,
+                                skip_special_tokens=True)
+        prompts = [{"prompt_token_ids": list(ids)} for ids in prompt_ids]
+        results = self.llm.generate(prompts, params, use_tqdm=progress)
+        return [Generation(r.outputs[0].text, len(r.outputs[0].token_ids),
+                           r.outputs[0].finish_reason == "length") for r in results]
+
+
+def _stop_ids(generation_config, tokenizer) -> set[int]:
+    """The ids that end a response: the checkpoint's eos list, else the tokenizer's eos."""
+    eos = getattr(generation_config, "eos_token_id", None)
+    ids = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def load_generator(model_path: str, backend: str = "auto", device: str = "auto",
+                   batch_size: int = 16, **vllm_kwargs):
+    """A ready generator and the seconds it took to load."""
+    backend, device = resolve_backend(backend, device)
+    start = time.perf_counter()
+    if backend == "vllm":
+        gen = VLLMGenerator(model_path, device, batch_size, **vllm_kwargs)
+    else:
+        gen = HFGenerator(model_path, device, batch_size)
+    gen.load_seconds = time.perf_counter() - start
+    return gen
+
+
+__all__ = [
+    "BACKENDS", "DEVICES", "Generation", "HFGenerator", "SamplingConfig", "VLLMGenerator",
+    "load_generator", "load_tokenizer", "render_prompts", "resolve_backend", "resolve_device",
+]
