@@ -1,0 +1,116 @@
+"""What ``python -m verl.trainer.main_ppo`` needs on each kind of machine.
+
+* ``vllm``: a GPU machine with vLLM: verl's defaults, nothing changed.
+* ``gpu``:  GPUs without vLLM: the ``hf`` rollout on verl's own NVIDIA platform.
+* ``cpu``:  no GPU: the ``hf`` rollout on the ``cpu`` platform (``VERL_PLATFORM=cpu``).
+
+``backend_env`` gives the environment (it must be set before verl is imported,
+also in the launching process); ``backend_overrides`` the Hydra overrides.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Literal
+
+from verl_backend import PLATFORM_NAME, ROLLOUT_NAME
+
+Machine = Literal["cpu", "gpu", "vllm"]
+MACHINES = ("cpu", "gpu", "vllm")
+PLUGIN_MODULE = "verl_backend.plugin"
+
+# Logical CPUs announced to Ray on CPU machines: with the real 2 cores, TransferQueue's
+# actors and verl's workers cannot all be scheduled and the run hangs.
+CPU_RAY_NUM_CPUS = 32
+
+
+def detect_machine() -> Machine:
+    """``vllm`` if a GPU and vLLM are there, ``gpu`` if only a GPU is, else ``cpu``."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "gpu"
+
+
+def _check(machine: str, n_gpus: int) -> None:
+    if machine not in MACHINES:
+        raise ValueError(f"machine must be one of {MACHINES}, got {machine!r}")
+    if n_gpus < 1:
+        raise ValueError(f"n_gpus must be >= 1, got {n_gpus}")
+
+
+def _external_modules() -> str:
+    """``VERL_USE_EXTERNAL_MODULES`` with our plugin first.
+
+    verl imports these modules before its entry-point plugins, so the CPU platform
+    exists before any other plugin resolves the platform while it is imported.
+    """
+    current = [m for m in os.environ.get("VERL_USE_EXTERNAL_MODULES", "").split(",") if m and m != PLUGIN_MODULE]
+    return ",".join([PLUGIN_MODULE, *current])
+
+
+def backend_env(machine: Machine) -> dict[str, str]:
+    """Environment variables for the launching process (Ray workers inherit them)."""
+    _check(machine, 1)
+    if machine == "cpu":
+        return {
+            "VERL_PLATFORM": PLATFORM_NAME,
+            "VERL_USE_EXTERNAL_MODULES": _external_modules(),
+            # The FSDP engine class is registered for "cuda"; it runs on CPU tensors as well.
+            "VERL_ENGINE_DEVICE": "cuda",
+        }
+    return {}
+
+
+def _hydra_str(value: str) -> str:
+    # Quoted, Hydra keeps it a string: no sweep on commas, no int/bool (Ray wants str env values).
+    return f"'{value}'"
+
+
+def backend_overrides(machine: Machine, n_gpus: int = 1) -> list[str]:
+    """Hydra overrides for ``verl.trainer.main_ppo``; ``n_gpus`` = trainer GPUs per node (logical ones on CPU).
+
+    Put them after the run's own overrides (the last value of a key wins); keys starting
+    with ``+`` must not be given twice.
+    """
+    _check(machine, n_gpus)
+    if machine == "vllm":
+        return []
+    hf_rollout = [
+        f"actor_rollout_ref.rollout.name={ROLLOUT_NAME}",
+        # One HF model copy per trainer worker.
+        "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+        "actor_rollout_ref.rollout.data_parallel_size=1",
+        "actor_rollout_ref.rollout.pipeline_model_parallel_size=1",
+        # No flash-attn without vLLM's stack: torch's SDPA, and no flash-attn varlen unpadding.
+        "+actor_rollout_ref.model.override_config.attn_implementation=sdpa",
+        "actor_rollout_ref.model.use_remove_padding=False",
+    ]
+    if machine == "gpu":
+        return hf_rollout + [f"trainer.n_gpus_per_node={n_gpus}"]
+    return hf_rollout + [
+        "trainer.device=cpu",
+        f"trainer.n_gpus_per_node={n_gpus}",
+        "trainer.nnodes=1",
+        # Logical GPUs, so verl's GPU placement groups can be built.
+        f"+ray_kwargs.ray_init.num_gpus={n_gpus}",
+        f"ray_kwargs.ray_init.num_cpus={CPU_RAY_NUM_CPUS}",
+        "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+        # Fewer helper processes: each one imports verl (seconds of CPU and ~0.5 GB each).
+        "actor_rollout_ref.rollout.agent.num_workers=1",
+        "reward.num_workers=1",
+        "data.dataloader_num_workers=0",
+        # FSDP1 needs a GPU; FSDP2 runs over gloo.
+        "actor_rollout_ref.actor.strategy=fsdp2",
+        "actor_rollout_ref.ref.strategy=fsdp2",
+        # Through Ray's runtime env too: workers of a Ray started elsewhere do not inherit our environment.
+        *(f"+ray_kwargs.ray_init.runtime_env.env_vars.{k}={_hydra_str(v)}" for k, v in backend_env("cpu").items()),
+    ]
+
+
+def backend_launch(machine: Machine | None = None, n_gpus: int = 1) -> tuple[dict[str, str], list[str]]:
+    """``(env, overrides)`` for ``machine`` (detected when None)."""
+    machine = machine or detect_machine()
+    return backend_env(machine), backend_overrides(machine, n_gpus)
