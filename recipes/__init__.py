@@ -1,0 +1,1 @@
+"""Hydra recipes for verl and the scripts that launch them."""

@@ -1,0 +1,205 @@
+"""The main job on built-in defaults: GRPO + SAM on the offline benchmark.
+
+    python -m recipes.launch [--machine auto|cpu|gpu|vllm] [--model NAME|PATH] [--steps N]
+                             [--config grpo_sam|grpo] [--out DIR] [--dry-run] [HYDRA_OVERRIDE ...]
+
+It generates the benchmark (once, into the cache), builds or converts the model
+(once), chooses the overrides for the machine (verl_backend), checks the
+composed config, runs `python -m verl.trainer.main_ppo` with the project's
+recipe, validates at the end, and writes a summary and training curves.
+Overrides given after the options are passed to verl last, so they win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RECIPES = Path(__file__).resolve().parent
+REPO = RECIPES.parent
+
+# Sizes per machine: CPU runs must finish in minutes; one GPU fits SmolLM2 comfortably.
+PRESETS = {
+    "cpu": {
+        "model": "tiny-sft",
+        "steps": 3,
+        "overrides": [
+            "data.train_batch_size=4",
+            "actor_rollout_ref.rollout.n=4",
+            "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
+            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+            "data.max_response_length=256",
+            "actor_rollout_ref.actor.optim.lr=1e-4",
+            # no reference model on CPU: one FSDP worker less (the KL term is off)
+            "actor_rollout_ref.actor.use_kl_loss=false",
+            "trainer.val_before_train=false",
+        ],
+        "val_rows": 16,
+    },
+    "gpu": {
+        "model": "smollm2",
+        "steps": 20,
+        "overrides": [
+            "data.train_batch_size=16",
+            "actor_rollout_ref.rollout.n=8",
+            "actor_rollout_ref.actor.ppo_mini_batch_size=16",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=32",
+            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=32",
+        ],
+        "val_rows": 200,
+    },
+}
+PRESETS["vllm"] = PRESETS["gpu"]
+
+
+def ensure_benchmark(data_dir: Path, lang: str = "en", seed: int = 0) -> Path:
+    """Generate the offline benchmark into ``data_dir`` unless it is there."""
+    if (data_dir / "train.parquet").exists() and (data_dir / "val.parquet").exists():
+        return data_dir
+    from data_prep.benchmark import BenchmarkConfig, check_no_leakage, generate_benchmark, write_card
+    from data_prep.writer import write_splits
+
+    print(f"generating the offline benchmark into {data_dir} ...", flush=True)
+    cfg = BenchmarkConfig(seed=seed, lang=lang)
+    splits = generate_benchmark(cfg)
+    check_no_leakage(splits)
+    write_splits(splits, data_dir, criteria="default", lang=lang)
+    write_card(data_dir, splits, cfg)
+    return data_dir
+
+
+def subset_parquet(src: Path, dst: Path, rows: int) -> Path:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(src)
+    pq.write_table(table.slice(0, min(rows, table.num_rows)), dst)
+    return dst
+
+
+def build_command(args, machine: str, model: Path, data_dir: Path, val_file: Path, out: Path,
+                  backend_overrides: list[str]) -> list[str]:
+    preset = PRESETS[machine]
+    steps = args.steps or preset["steps"]
+    overrides = [
+        f"data.train_files={data_dir / 'train.parquet'}",
+        f"data.val_files={val_file}",
+        f"actor_rollout_ref.model.path={model}",
+        f"trainer.total_training_steps={steps}",
+        f"trainer.test_freq={steps}",  # validate at the end
+        f"trainer.default_local_dir={out / 'checkpoints'}",
+        f"trainer.experiment_name={out.name}",
+        *preset["overrides"],
+        *backend_overrides,
+        *args.overrides,
+    ]
+    return [sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(RECIPES),
+            "--config-name", args.config, *overrides]
+
+
+def check_config(config_name: str, overrides: list[str]) -> None:
+    """Compose the config here and run the SAM start-up checks before anything starts."""
+    from hydra import compose, initialize_config_dir
+
+    from sam_advantage.config import validate_run_config
+
+    with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
+        cfg = compose(config_name=config_name, overrides=overrides)
+    validate_run_config(cfg)
+
+
+def summarize(metrics_log: Path, out: Path, wall_s: float) -> dict:
+    rows = []
+    if metrics_log.exists():
+        for line in metrics_log.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut off by an interrupted run
+    train = [r for r in rows if any(k.startswith("actor/") for k in r["data"])]
+    val = {k: v for r in rows for k, v in r["data"].items() if k.startswith("val-core/")}
+
+    def mean(key):
+        values = [r["data"][key] for r in train if key in r["data"]]
+        return sum(values) / len(values) if values else None
+
+    summary = {
+        "steps": len(train),
+        "wall_s": round(wall_s, 1),
+        "final_validation": val,
+        "mean_step_s": mean("timing_s/step"),
+        "mean_reward": mean("critic/score/mean"),
+        "mean_sam_masked_frac_pos": mean("sam/masked_frac_pos"),
+        "mean_sam_masked_frac_neg": mean("sam/masked_frac_neg"),
+        "mean_format_error_rate": mean("relevance/format_error_rate"),
+        "metrics_log": str(metrics_log),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if rows:
+        from evaluation.curves import plot_training_curves
+
+        plot_training_curves(metrics_log, out / "training_curves.png")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m recipes.launch", description=__doc__.splitlines()[0])
+    p.add_argument("--machine", default="auto", choices=("auto", "cpu", "gpu", "vllm"))
+    p.add_argument("--model", default=None, help="tiny | tiny-sft | smollm2 | a local HF folder "
+                   "(default: tiny-sft on CPU, smollm2 on GPU)")
+    p.add_argument("--config", default="grpo_sam", help="recipe name under recipes/ (grpo_sam, grpo)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: 3 on CPU, 20 on GPU)")
+    p.add_argument("--n-gpus", type=int, default=1)
+    p.add_argument("--data-dir", default=None, help="benchmark folder (default: <cache>/data/benchmark-en)")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<config>-<time>)")
+    p.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for verl, applied last")
+    args = p.parse_args(argv)
+
+    from model_zoo import cache_dir, resolve_model
+    from verl_backend.overrides import backend_launch, detect_machine
+
+    machine = detect_machine() if args.machine == "auto" else args.machine
+    preset = PRESETS[machine]
+    out = Path(args.out or REPO / "runs" / f"{args.config}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = ensure_benchmark(Path(args.data_dir or cache_dir() / "data" / "benchmark-en").resolve())
+    val_file = subset_parquet(data_dir / "val.parquet", out / "val_subset.parquet", preset["val_rows"])
+    model = resolve_model(args.model or preset["model"]).resolve()
+    env_add, backend_ovr = backend_launch(machine, n_gpus=args.n_gpus)
+    cmd = build_command(args, machine, model, data_dir, val_file, out, backend_ovr)
+    check_config(args.config, cmd[cmd.index("--config-name") + 2:])
+
+    env = {**os.environ, **env_add, "VERL_FILE_LOGGER_PATH": str(out / "metrics.jsonl"),
+           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    (out / "command.sh").write_text(
+        "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_add.items()) + shlex.join(cmd) + "\n")
+    print(f"machine: {machine}; model: {model}; run folder: {out}", flush=True)
+    if args.dry_run:
+        print(shlex.join(cmd))
+        return 0
+    start = time.perf_counter()
+    with open(out / "train.log", "w") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1)
+        for line in proc.stdout:  # stream to the console and keep a copy
+            sys.stdout.write(line)
+            log.write(line)
+        code = proc.wait()
+    summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start)
+    print(json.dumps(summary, indent=2))
+    if code != 0:
+        print(f"training failed with exit code {code}; see {out / 'train.log'}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
