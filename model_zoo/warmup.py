@@ -4,6 +4,9 @@ A randomly initialised model never writes the criteria-guided step format, so
 an RL run with it has no steps for SAM to mask. A few hundred supervised steps
 on the benchmark's warm-up traces (plain torch, about a minute on 2 CPU cores)
 teach it the format, not the task: that is what fast end-to-end checks need.
+Measured: loss 8.0 -> 0.54 over 1200 steps; at temperature 1 about a third of
+its responses are well-formed and a few percent get the label right, so GRPO
+groups have reward variance and SAM has steps to mask.
 Real warm-ups of real models go through verl's SFT trainer (see recipes/).
 """
 
@@ -90,14 +93,14 @@ def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequ
     return {"warmup_steps": steps, "first_loss": losses[0], "final_loss": sum(tail) / len(tail)}
 
 
-def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 600, num_traces: int = 512, seed: int = 0,
-                   batch_size: int = 4) -> Path:
+def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 1200, num_traces: int = 512, seed: int = 0,
+                   batch_size: int = 4, lr: float = 6e-3) -> Path:
     """Build (or reuse) the tiny model warmed up on the benchmark's English traces."""
     from model_zoo import resolve_model
 
     base = resolve_model("tiny")
     spec = {"kind": "tiny-sft", "version": WARMUP_VERSION, "steps": steps, "num_traces": num_traces,
-            "seed": seed, "batch_size": batch_size, "base": str(base.name)}
+            "seed": seed, "batch_size": batch_size, "lr": lr, "base": str(base.name)}
 
     def build(tmp: Path) -> dict:
         from data_prep.benchmark import BenchmarkConfig, generate_benchmark
@@ -109,6 +112,6 @@ def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 600, num_traces: int
         conversations = [
             render_prompt(r["query"], r["title"], r["content"], r["tags"])
             + [{"role": "assistant", "content": r["reasoning"]}] for r in rows]
-        return supervised_warmup(base, conversations, tmp, steps=steps, batch_size=batch_size, seed=seed)
+        return supervised_warmup(base, conversations, tmp, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
 
     return build_once(out_dir, spec, build)

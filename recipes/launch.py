@@ -31,11 +31,12 @@ PRESETS = {
         "steps": 3,
         "overrides": [
             "data.train_batch_size=4",
-            "actor_rollout_ref.rollout.n=4",
+            # 32 responses a step: enough that some groups have a rewarded response
+            "actor_rollout_ref.rollout.n=8",
             "actor_rollout_ref.actor.ppo_mini_batch_size=4",
-            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
-            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=8",
-            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=8",
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
+            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=16",
             "data.max_response_length=256",
             "actor_rollout_ref.actor.optim.lr=1e-4",
             # no reference model on CPU: one FSDP worker less (the KL term is off)
@@ -178,7 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     cmd = build_command(args, machine, model, data_dir, val_file, out, backend_ovr)
     check_config(args.config, cmd[cmd.index("--config-name") + 2:])
 
-    env = {**os.environ, **env_add, "VERL_FILE_LOGGER_PATH": str(out / "metrics.jsonl"),
+    metrics_log = out / "metrics.jsonl"
+    if metrics_log.exists():  # a resumed run: keep the earlier log (verl's logger truncates)
+        n = 1
+        while (out / f"metrics.{n}.jsonl").exists():
+            n += 1
+        metrics_log.rename(out / f"metrics.{n}.jsonl")
+    env = {**os.environ, **env_add, "VERL_FILE_LOGGER_PATH": str(metrics_log),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     (out / "command.sh").write_text(
         "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_add.items()) + shlex.join(cmd) + "\n")
