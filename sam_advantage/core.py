@@ -112,33 +112,27 @@ def compute_sam_advantage_and_keep(
         return advantages, scalars, keep
 
 
-# Rows per chunk so one chunk of int64 step ids is ~1 MB and stays in cache
-# across the shift, gather and mask: the batch is then read from memory once.
-_CHUNK_ELEMENTS = 1 << 16
+# Rows per chunk so a chunk of shifted int64 step ids (~2 MB) stays in cache
+# between the shift, the gather and the mask: the ids are read from memory once.
+_CHUNK_ELEMENTS = 1 << 18
 
 
 def _gather_shifted(table: torch.Tensor, step_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
     """``table.gather(1, step_ids + 1) * response_mask``, chunked over rows.
 
-    The ids are shifted in place and restored chunk by chunk (a B*T int64
-    temporary would cost more than the gather). Read-only or overlapping views
-    fall back to a shifted copy.
+    The shifted ids of one chunk go to a small buffer reused for every chunk:
+    a B*T int64 temporary would cost more than the gather itself.
     """
     step_ids = step_ids.to(device=table.device)
     out = torch.empty(step_ids.shape, dtype=table.dtype, device=table.device)
     rows = max(1, _CHUNK_ELEMENTS // max(1, step_ids.shape[1]))
+    buf = torch.empty((min(rows, step_ids.shape[0]), step_ids.shape[1]), dtype=torch.long, device=table.device)
     for r0 in range(0, step_ids.shape[0], rows):
-        ids, dst = step_ids[r0:r0 + rows], out[r0:r0 + rows]
-        try:
-            ids.add_(1)
-        except RuntimeError:
-            torch.gather(table[r0:r0 + rows], 1, ids + 1, out=dst)
-        else:
-            try:
-                torch.gather(table[r0:r0 + rows], 1, ids, out=dst)
-            finally:
-                ids.sub_(1)
-        dst.mul_(response_mask[r0:r0 + rows])
+        r1 = min(step_ids.shape[0], r0 + rows)
+        ids, dst = buf[: r1 - r0], out[r0:r1]
+        torch.add(step_ids[r0:r1], 1, out=ids)
+        torch.gather(table[r0:r1], 1, ids, out=dst)
+        dst.mul_(response_mask[r0:r1])
     return out
 
 

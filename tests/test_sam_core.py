@@ -89,7 +89,7 @@ def test_unknown_variant_rejected():
         run([1.0, 0.0], CORRECT, "bogus")
 
 
-def test_step_ids_are_restored():
+def test_step_ids_are_not_modified():
     step_ids = STEP_IDS.clone()
     compute_sam_advantage(rewards(1.0, 0.0), MASK, np.array(["g", "g"], dtype=object), step_ids,
                           torch.tensor(CORRECT))

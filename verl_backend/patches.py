@@ -10,6 +10,10 @@ rest below has no public hook, so it is patched here, for verl 0.9.1 only
      device is ``cpu`` ("Duplicate device type cpu"). We pass plain ``gloo``.
   2. The FSDP2 engine creates ``CPUOffloadPolicy(pin_memory=True)`` for the
      reference model; pinning needs a CUDA device. We force ``pin_memory=False``.
+  3. The SFT trainer (``verl.trainer.sft_trainer``, launched by torchrun) starts
+     its process group with ``verl.utils.distributed.initialize_global_process_group``,
+     which hard-codes the same ``"cpu:gloo,<device>:<backend>"`` string as (1). We
+     start it with plain ``gloo`` and return what the original returns.
 * HF rollout (``rollout.name=hf``): the weight-sync adapter is looked up in the
   private ``verl.workers.rollout.base._ROLLOUT_REGISTRY`` (no public register
   function exists), see ``register_rollout_adapter``. Adding a key is inert
@@ -81,6 +85,29 @@ def _patch_cpu_offload_policy(transformer_impl: ModuleType) -> None:
     _applied.add("cpu_offload_policy")
 
 
+def _patch_sft_process_group_backend(distributed: ModuleType) -> None:
+    original = distributed.initialize_global_process_group
+
+    def initialize_global_process_group(timeout_second=36000):
+        # Same as verl 0.9.1's function but with backend "gloo": its "cpu:gloo,cpu:gloo" is
+        # rejected by torch ("Duplicate device type cpu"). set_device is a no-op on CPU.
+        import os
+        from datetime import timedelta
+
+        import torch.distributed
+
+        torch.distributed.init_process_group(
+            backend="gloo",
+            timeout=timedelta(seconds=timeout_second),
+            init_method=os.environ.get("DIST_INIT_METHOD", None),
+        )
+        return int(os.environ["LOCAL_RANK"]), int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+
+    initialize_global_process_group.__wrapped__ = original
+    distributed.initialize_global_process_group = initialize_global_process_group
+    _applied.add("sft_process_group_backend")
+
+
 def apply_cpu_patches() -> None:
     """Patches needed by the CPU platform (idempotent)."""
     require_supported_verl()
@@ -89,6 +116,7 @@ def apply_cpu_patches() -> None:
     _applied.add("cpu")
     when_imported("verl.workers.engine_workers", _patch_process_group_backend)
     when_imported("verl.workers.engine.fsdp.transformer_impl", _patch_cpu_offload_policy)
+    when_imported("verl.utils.distributed", _patch_sft_process_group_backend)
 
 
 # --- HF rollout -----------------------------------------------------------------------------

@@ -1,0 +1,253 @@
+"""SFT warm-up (or the label-only SFT baseline) with verl's own SFT trainer.
+
+    python -m recipes.sft [--machine auto|cpu|gpu] [--model tiny|smollm2|PATH] [--data DIR]
+                          [--steps N] [--out DIR] [--label-only] [--dry-run] [HYDRA_OVERRIDE ...]
+
+It runs ``torchrun --nproc_per_node 1 -m verl.trainer.sft_trainer`` with the recipe
+``recipes/sft_warmup.yaml`` and the machine's settings, then merges the last checkpoint
+into a Hugging Face folder ``<out>/hf`` with ``python -m verl.model_merger merge``.
+
+* default data: the benchmark's ``sft_train.parquet`` (criteria-guided reasoning traces).
+* ``--label-only``: the "SFT label-only" baseline: the RL ``train.parquet`` prompts with the
+  answer alone (``<answer>L</answer>``), written to ``<out>/data/label_only_train.parquet``.
+
+Run folder: ``train.log``, ``metrics.jsonl`` (verl's file logger), ``command.sh``,
+``checkpoints/global_step_N``, ``hf/`` (the merged model), ``summary.json``.
+Overrides given after the options are passed to verl last, so they win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RECIPES = Path(__file__).resolve().parent
+REPO = RECIPES.parent
+CONFIG_NAME = "sft_warmup"
+
+# Per model size: the tiny model needs a large learning rate and small batches on CPU.
+PRESETS = {
+    "tiny": {"steps": 50, "overrides": ["data.train_batch_size=4", "data.micro_batch_size_per_gpu=4",
+                                        "optim.lr=3e-3", "optim.lr_warmup_steps_ratio=0",
+                                        "optim.weight_decay=0.01"]},
+    "default": {"steps": None, "overrides": []},
+}
+
+# What verl's SFT trainer needs on a machine without a GPU (with the project's cpu platform):
+CPU_OVERRIDES = [
+    "trainer.device=cpu",
+    # FSDP1 needs a GPU; FSDP2 runs over gloo (the process group: verl_backend.patches).
+    "engine.strategy=fsdp2",
+    # No flash-attn: SDPA on padded batches.
+    "+model.override_config.attn_implementation=sdpa",
+    "model.use_remove_padding=false",
+    # torch.compile of the entropy helper would need a C++ toolchain; it is not used by SFT.
+    "engine.use_torch_compile=false",
+    # bf16 autocast is slower than fp32 on most CPUs; keep the master weights' fp32.
+    "+engine.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}",
+    # Each dataloader worker is another process on a machine with few cores.
+    "data.num_workers=0",
+]
+
+GPU_OVERRIDES_NO_FLASH_ATTN = [
+    "+model.override_config.attn_implementation=sdpa",
+    "model.use_remove_padding=false",
+]
+
+
+def build_label_only(train_parquet: Path, dst: Path) -> Path:
+    """The RL prompts with the label-only answer ``<answer>L</answer>`` as the assistant turn."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from data_prep.traces import label_only_response
+
+    rows = pq.read_table(train_parquet).to_pylist()
+    messages, extra = [], []
+    for row in rows:
+        info = dict(row.get("extra_info") or {})
+        answer = label_only_response(int(row["reward_model"]["ground_truth"]), info.get("criteria") or None)
+        messages.append([{"role": m["role"], "content": m["content"]} for m in row["prompt"]]
+                        + [{"role": "assistant", "content": answer}])
+        extra.append(info)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"messages": messages, "extra_info": extra}), dst)
+    return dst
+
+
+def machine_overrides(machine: str) -> list[str]:
+    if machine == "cpu":
+        return list(CPU_OVERRIDES)
+    import importlib.util
+
+    return [] if importlib.util.find_spec("flash_attn") is not None else list(GPU_OVERRIDES_NO_FLASH_ATTN)
+
+
+def build_command(model: Path, train_file: Path, out: Path, steps: int | None, preset_overrides: list[str],
+                  backend: list[str], user: list[str], experiment: str) -> list[str]:
+    overrides = [
+        f"model.path={model}",
+        f"data.train_files={train_file}",
+        f"trainer.default_local_dir={out / 'checkpoints'}",
+        f"trainer.experiment_name={experiment}",
+        *([f"trainer.total_training_steps={steps}"] if steps else []),
+        *preset_overrides,
+        *backend,
+        *user,
+    ]
+    torchrun = Path(sys.executable).with_name("torchrun")
+    launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
+    return [*launcher, "--standalone", "--nnodes", "1", "--nproc_per_node", "1", "-m", "verl.trainer.sft_trainer",
+            "--config-path", str(RECIPES), "--config-name", CONFIG_NAME, *overrides]
+
+
+def last_checkpoint(ckpt_dir: Path) -> Path:
+    tracker = ckpt_dir / "latest_checkpointed_iteration.txt"
+    if not tracker.exists():
+        raise FileNotFoundError(f"no checkpoint tracker in {ckpt_dir}")
+    step = int(tracker.read_text().strip())
+    path = ckpt_dir / f"global_step_{step}"
+    if not path.is_dir():
+        raise FileNotFoundError(path)
+    return path
+
+
+def merge_checkpoint(ckpt: Path, target: Path, env: dict[str, str], base_model: Path | None = None) -> Path:
+    """verl's FSDP checkpoint -> a Hugging Face folder.
+
+    verl's merger writes bf16 weights; when the base model is stored in another dtype,
+    the merged folder is re-saved in that dtype (the bf16 rounding stays).
+    """
+    cmd = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp",
+           "--local_dir", str(ckpt), "--target_dir", str(target)]
+    subprocess.run(cmd, env=env, cwd=REPO, check=True)
+    if base_model is not None:
+        base_dtype = json.loads((base_model / "config.json").read_text()).get("dtype")
+        merged_dtype = json.loads((target / "config.json").read_text()).get("dtype")
+        if base_dtype and merged_dtype and base_dtype != merged_dtype:
+            import torch
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(target, dtype=getattr(torch, base_dtype))
+            model.save_pretrained(target)
+    return target
+
+
+def read_metrics(path: Path) -> list[dict]:
+    rows = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut off by an interrupted run
+    return rows
+
+
+def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None) -> dict:
+    rows = [r for r in read_metrics(metrics_log) if "train/loss" in r.get("data", {})]
+    losses = [r["data"]["train/loss"] for r in rows]
+    tail = losses[-max(1, len(losses) // 5):] if losses else []
+    summary = {
+        "steps": len(rows),
+        "wall_s": round(wall_s, 1),
+        "first_loss": losses[0] if losses else None,
+        "final_loss_mean": sum(tail) / len(tail) if tail else None,
+        "hf_model": str(hf_dir) if hf_dir else None,
+        "metrics_log": str(metrics_log),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m recipes.sft", description=__doc__.splitlines()[0])
+    p.add_argument("--machine", default="auto", choices=("auto", "cpu", "gpu"),
+                   help="cpu: the project's cpu platform; gpu: verl's own (vllm is not used by SFT)")
+    p.add_argument("--model", default=None, help="tiny | smollm2 | a local HF folder (default: tiny on CPU, "
+                   "smollm2 on GPU)")
+    p.add_argument("--data", default=None, help="benchmark folder (default: <cache>/data/benchmark-en)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps (default: 50 for the tiny model, else the recipe's epochs)")
+    p.add_argument("--out", default=None, help="run folder (default: runs/sft-<time>)")
+    p.add_argument("--label-only", action="store_true",
+                   help="train on <answer>L</answer> only, built from the RL train.parquet")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU only: torch threads (default: $OMP_NUM_THREADS, else 1; on a shared machine more "
+                   "threads than free cores make steps ~10x slower)")
+    p.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for verl's SFT trainer, applied last")
+    args = p.parse_args(argv)
+
+    from model_zoo import cache_dir, resolve_model
+    from verl_backend.overrides import backend_env, detect_machine
+
+    machine = detect_machine() if args.machine == "auto" else args.machine
+    machine = "gpu" if machine == "vllm" else machine
+    kind = "label_only" if args.label_only else "reasoning"
+    out = Path(args.out or REPO / "runs" / f"sft-{kind}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    model_name = args.model or ("tiny" if machine == "cpu" else "smollm2")
+    preset = PRESETS["tiny" if model_name == "tiny" else "default"]
+    model = resolve_model(model_name).resolve()
+
+    data_dir = Path(args.data or cache_dir() / "data" / "benchmark-en").resolve()
+    if not (data_dir / "sft_train.parquet").exists() or not (data_dir / "train.parquet").exists():
+        from recipes.launch import ensure_benchmark
+
+        ensure_benchmark(data_dir)
+    if args.label_only:
+        train_file = build_label_only(data_dir / "train.parquet", out / "data" / "label_only_train.parquet")
+    else:
+        train_file = data_dir / "sft_train.parquet"
+
+    env_add = {}
+    if machine == "cpu":
+        threads = args.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+        env_add = {**backend_env("cpu"), "OMP_NUM_THREADS": str(threads)}
+    steps = args.steps if args.steps is not None else preset["steps"]
+    cmd = build_command(model, train_file, out, steps, preset["overrides"], machine_overrides(machine),
+                        args.overrides, experiment=f"sft_{kind}")
+
+    metrics_log = out / "metrics.jsonl"
+    if metrics_log.exists():  # a resumed run: keep the earlier log (verl's logger truncates)
+        n = 1
+        while (out / f"metrics.{n}.jsonl").exists():
+            n += 1
+        metrics_log.rename(out / f"metrics.{n}.jsonl")
+    env = {**os.environ, **env_add, "VERL_FILE_LOGGER_PATH": str(metrics_log), "HF_HUB_OFFLINE": "1"}
+    (out / "command.sh").write_text(
+        "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_add.items()) + shlex.join(cmd) + "\n")
+    print(f"machine: {machine}; model: {model}; data: {train_file}; run folder: {out}", flush=True)
+    if args.dry_run:
+        print(shlex.join(cmd))
+        return 0
+
+    start = time.perf_counter()
+    with open(out / "train.log", "w") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, bufsize=1)
+        for line in proc.stdout:  # stream to the console and keep a copy
+            sys.stdout.write(line)
+            log.write(line)
+        code = proc.wait()
+    hf_dir = None
+    if code == 0:
+        ckpt = last_checkpoint(out / "checkpoints")
+        print(f"merging {ckpt} into {out / 'hf'} ...", flush=True)
+        hf_dir = merge_checkpoint(ckpt, out / "hf", env, base_model=model)
+    summary = summarize(metrics_log, out, time.perf_counter() - start, hf_dir)
+    print(json.dumps(summary, indent=2))
+    if code != 0:
+        print(f"SFT failed with exit code {code}; see {out / 'train.log'}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
