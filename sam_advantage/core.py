@@ -112,9 +112,11 @@ def compute_sam_advantage_and_keep(
         return advantages, scalars, keep
 
 
-# Rows per chunk so a chunk of shifted int64 step ids (~2 MB) stays in cache
-# between the shift, the gather and the mask: the ids are read from memory once.
-_CHUNK_ELEMENTS = 1 << 18
+# Rows per chunk of shifted int64 step ids (16 MB): one reused buffer instead of
+# a B*T temporary, few enough chunks that per-op thread start-up stays small.
+# Measured on 2 cores (benchmarks/bench_sam.py): 2**16..2**20 elements were
+# slower, and a single whole-batch temporary (2**22 here) several times slower.
+_CHUNK_ELEMENTS = 1 << 21
 
 
 def _gather_shifted(table: torch.Tensor, step_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
