@@ -16,8 +16,11 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script from a checkout: import the recipes
 
 
 def run(config: str, args, out: Path) -> dict[int, dict]:
@@ -50,12 +53,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--machine", default="cpu", choices=("cpu", "gpu", "vllm"))
     p.add_argument("--model", default=None)
+    p.add_argument("--out", default=None, help="folder for the two runs (default: runs/bench-step-<time>)")
     args = p.parse_args()
+    root = Path(args.out or REPO / "runs" / f"bench-step-{time.strftime('%Y%m%d-%H%M%S')}")
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for config in ("grpo", "grpo_sam"):
-            print(f"running {config} for {args.steps} steps ...", flush=True)
-            results[config] = run(config, args, Path(tmp) / config)
+    for config in ("grpo", "grpo_sam"):
+        print(f"running {config} for {args.steps} steps into {root / config} ...", flush=True)
+        results[config] = run(config, args, root / config)
     print(f"{'':<10}{'step s':>9}{'adv s':>9}{'gen s':>9}{'tokens/s (gen)':>16}")
     for config, steps in results.items():
         gen = mean(steps, "timing_s/gen")
