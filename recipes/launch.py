@@ -16,10 +16,11 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from recipes.runner import fresh_metrics_log, run_logged, write_command
 
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
@@ -179,28 +180,16 @@ def main(argv: list[str] | None = None) -> int:
     cmd = build_command(args, machine, model, data_dir, val_file, out, backend_ovr)
     check_config(args.config, cmd[cmd.index("--config-name") + 2:])
 
-    metrics_log = out / "metrics.jsonl"
-    if metrics_log.exists():  # a resumed run: keep the earlier log (verl's logger truncates)
-        n = 1
-        while (out / f"metrics.{n}.jsonl").exists():
-            n += 1
-        metrics_log.rename(out / f"metrics.{n}.jsonl")
+    metrics_log = fresh_metrics_log(out)
     env = {**os.environ, **env_add, "VERL_FILE_LOGGER_PATH": str(metrics_log),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    (out / "command.sh").write_text(
-        "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env_add.items()) + shlex.join(cmd) + "\n")
+    write_command(out, env_add, cmd)
     print(f"machine: {machine}; model: {model}; run folder: {out}", flush=True)
     if args.dry_run:
         print(shlex.join(cmd))
         return 0
     start = time.perf_counter()
-    with open(out / "train.log", "w") as log:
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, bufsize=1)
-        for line in proc.stdout:  # stream to the console and keep a copy
-            sys.stdout.write(line)
-            log.write(line)
-        code = proc.wait()
+    code = run_logged(cmd, env, out / "train.log", cwd=REPO)
     summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start)
     print(json.dumps(summary, indent=2))
     if code != 0:
