@@ -94,13 +94,19 @@ def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequ
 
 
 def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 1200, num_traces: int = 512, seed: int = 0,
-                   batch_size: int = 4, lr: float = 6e-3) -> Path:
-    """Build (or reuse) the tiny model warmed up on the benchmark's English traces."""
+                   batch_size: int = 4, lr: float = 6e-3, criteria: str = "default") -> Path:
+    """Build (or reuse) the tiny model warmed up on the benchmark's English traces.
+
+    ``criteria`` picks the prompt and trace format: ``default`` (criteria-guided
+    steps) or ``free_form`` (the free-form reasoning ablation's warm-up).
+    """
     from model_zoo import resolve_model
 
     base = resolve_model("tiny")
     spec = {"kind": "tiny-sft", "version": WARMUP_VERSION, "steps": steps, "num_traces": num_traces,
             "seed": seed, "batch_size": batch_size, "lr": lr, "base": str(base.name)}
+    if criteria != "default":  # keeps the spec (and so the cached build) of the default model unchanged
+        spec["criteria"] = criteria
 
     def build(tmp: Path) -> dict:
         from data_prep.benchmark import BenchmarkConfig, generate_benchmark
@@ -108,10 +114,13 @@ def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 1200, num_traces: in
 
         cfg = BenchmarkConfig(seed=seed, train_size=max(num_traces, 100), val_size=5, test_random_size=5,
                               test_longtail_size=5, sft_size=num_traces)
+        from data_prep.traces import build_trace
+
         rows = [r for r in generate_benchmark(cfg)["train"] if r.get("reasoning")]
         conversations = [
-            render_prompt(r["query"], r["title"], r["content"], r["tags"])
-            + [{"role": "assistant", "content": r["reasoning"]}] for r in rows]
+            render_prompt(r["query"], r["title"], r["content"], r["tags"], criteria=criteria)
+            + [{"role": "assistant", "content": r["reasoning"] if criteria == "default" else build_trace(r, criteria)}]
+            for r in rows]
         return supervised_warmup(base, conversations, tmp, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
 
     return build_once(out_dir, spec, build)

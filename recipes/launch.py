@@ -1,7 +1,8 @@
 """The main job on built-in defaults: GRPO + SAM on the offline benchmark.
 
     python -m recipes.launch [--machine auto|cpu|gpu|vllm] [--model NAME|PATH] [--steps N]
-                             [--config grpo_sam|grpo] [--out DIR] [--dry-run] [HYDRA_OVERRIDE ...]
+                             [--config grpo_sam|grpo] [--out DIR] [--seed N] [--save-hf]
+                             [--dry-run] [HYDRA_OVERRIDE ...]
 
 It generates the benchmark (once, into the cache), builds or converts the model
 (once), chooses the overrides for the machine (verl_backend), checks the
@@ -63,18 +64,25 @@ PRESETS = {
 PRESETS["vllm"] = PRESETS["gpu"]
 
 
-def ensure_benchmark(data_dir: Path, lang: str = "en", seed: int = 0) -> Path:
-    """Generate the offline benchmark into ``data_dir`` unless it is there."""
-    if (data_dir / "train.parquet").exists() and (data_dir / "val.parquet").exists():
+def ensure_benchmark(data_dir: Path, lang: str = "en", seed: int = 0, criteria: str = "default",
+                     pool_size: int = 0) -> Path:
+    """Generate the offline benchmark into ``data_dir`` unless it is there.
+
+    ``criteria`` sets the prompts and warm-up traces (``free_form`` for the prompt
+    ablation); ``pool_size`` adds the unlabelled pool (``pool/pool.parquet``) that
+    distillation labels. The labelled splits are the same for a seed either way.
+    """
+    ready = (data_dir / "train.parquet").exists() and (data_dir / "val.parquet").exists()
+    if ready and (pool_size == 0 or (data_dir / "pool" / "pool.parquet").exists()):
         return data_dir
     from data_prep.benchmark import BenchmarkConfig, check_no_leakage, generate_benchmark, write_card
     from data_prep.writer import write_splits
 
     print(f"generating the offline benchmark into {data_dir} ...", flush=True)
-    cfg = BenchmarkConfig(seed=seed, lang=lang)
+    cfg = BenchmarkConfig(seed=seed, lang=lang, criteria=criteria, pool_size=pool_size)
     splits = generate_benchmark(cfg)
     check_no_leakage(splits)
-    write_splits(splits, data_dir, criteria="default", lang=lang)
+    write_splits(splits, data_dir, criteria=criteria, lang=lang)
     write_card(data_dir, splits, cfg)
     return data_dir
 
@@ -99,6 +107,8 @@ def build_command(args, machine: str, model: Path, data_dir: Path, val_file: Pat
         f"trainer.test_freq={steps}",  # validate at the end
         f"trainer.default_local_dir={out / 'checkpoints'}",
         f"trainer.experiment_name={out.name}",
+        *([f"trainer.save_freq={steps}"] if args.save_hf else []),
+        *([f"data.seed={args.seed}", f"actor_rollout_ref.rollout.seed={args.seed}"] if args.seed is not None else []),
         *preset["overrides"],
         *backend_overrides,
         *args.overrides,
@@ -118,7 +128,7 @@ def check_config(config_name: str, overrides: list[str]) -> None:
     validate_run_config(cfg)
 
 
-def summarize(metrics_log: Path, out: Path, wall_s: float) -> dict:
+def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None = None) -> dict:
     rows = []
     if metrics_log.exists():
         for line in metrics_log.read_text().splitlines():
@@ -143,6 +153,7 @@ def summarize(metrics_log: Path, out: Path, wall_s: float) -> dict:
         "mean_sam_masked_frac_neg": mean("sam/masked_frac_neg"),
         "mean_format_error_rate": mean("relevance/format_error_rate"),
         "metrics_log": str(metrics_log),
+        "hf_model": str(hf_dir) if hf_dir else None,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if rows:
@@ -162,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-gpus", type=int, default=1)
     p.add_argument("--data-dir", default=None, help="benchmark folder (default: <cache>/data/benchmark-en)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<config>-<time>)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seeds the data order (data.seed) and rollout sampling (rollout.seed)")
+    p.add_argument("--save-hf", action="store_true",
+                   help="checkpoint the last step and merge the actor into <out>/hf (verl's model merger)")
     p.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for verl, applied last")
     args = p.parse_args(argv)
@@ -190,7 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     start = time.perf_counter()
     code = run_logged(cmd, env, out / "train.log", cwd=REPO)
-    summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start)
+    hf_dir = None
+    if code == 0 and args.save_hf:
+        from recipes.sft import last_checkpoint, merge_checkpoint
+
+        ckpt = last_checkpoint(out / "checkpoints") / "actor"
+        print(f"merging {ckpt} into {out / 'hf'} ...", flush=True)
+        hf_dir = merge_checkpoint(ckpt, out / "hf", env, base_model=model)
+    summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start, hf_dir)
     print(json.dumps(summary, indent=2))
     if code != 0:
         print(f"training failed with exit code {code}; see {out / 'train.log'}", file=sys.stderr)

@@ -135,6 +135,8 @@ class HFRolloutServer:
             # Ray limits actors to one thread by default; generation is this actor's whole job.
             torch.set_num_threads(int(options.get("num_threads") or host_cpu_count()))
 
+        # rollout.seed seeds sampling, as it does for vLLM (one stream per replica).
+        torch.manual_seed(int(self.config.seed or 0) + replica_rank)
         dtype = PrecisionType.to_dtype(self.config.dtype)
         started = time.perf_counter()
         model = load_causal_lm(self.model_config, dtype, self.device, self.config.load_format)

@@ -1,0 +1,287 @@
+"""Result tables from per-run evaluation metrics: mean and spread over seeds.
+
+Input: one record per (table, method, seed, split) evaluation,
+``{"table", "method", "seed", "split", "metrics"}``, where ``metrics`` is the
+dict returned by `evaluation.evaluate`. `write_results` turns them into
+markdown tables (main, ablation, distillation), a results README, JSON and one
+bar plot per table; the folder keeps records.json and header.json so it can be
+rebuilt later:
+
+    python -m evaluation.tables --records DIR/records.json --out DIR2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from evaluation.report import _atomic_write
+
+TABLES = ("main", "ablation", "distillation")
+SPLITS = ("test_random", "test_longtail")
+METRICS = ("accuracy", "macro_f1", "step_accuracy", "format_error_rate", "latency_s_per_pair", "pairs_per_s")
+TITLES = {"main": "Main results", "ablation": "Ablation", "distillation": "Distillation"}
+SHORT = {"test_random": "RANDOM", "test_longtail": "LONGTAIL"}
+FIELDS = ("table", "method", "seed", "split", "metrics")
+DASH = "—"
+
+Stat = dict[str, Any]  # {"mean", "std", "min", "max", "n"}
+
+
+# -- aggregation -------------------------------------------------------------------------
+
+
+def _check(i: int, rec: Any) -> None:
+    def bad(field: str, why: str) -> ValueError:
+        return ValueError(f"record {i}: field {field!r} {why}")
+
+    if not isinstance(rec, Mapping):
+        raise ValueError(f"record {i}: expected a dict, got {type(rec).__name__}")
+    for field in FIELDS:
+        if field not in rec:
+            raise bad(field, "is missing")
+    if rec["table"] not in TABLES:
+        raise bad("table", f"is {rec['table']!r}, not one of {list(TABLES)}")
+    if rec["split"] not in SPLITS:
+        raise bad("split", f"is {rec['split']!r}, not one of {list(SPLITS)}")
+    if not isinstance(rec["method"], str) or not rec["method"].strip():
+        raise bad("method", f"must be a non-empty string, got {rec['method']!r}")
+    if isinstance(rec["seed"], bool) or not isinstance(rec["seed"], int):
+        raise bad("seed", f"must be an int, got {rec['seed']!r}")
+    metrics = rec["metrics"]
+    if not isinstance(metrics, Mapping):
+        raise bad("metrics", f"must be a dict, got {type(metrics).__name__}")
+    if "accuracy" not in metrics:
+        raise bad("metrics", "has no 'accuracy' key (not an evaluate() result?)")
+    for name in METRICS:
+        v = metrics.get(name)
+        # A NaN would silently poison a mean; a string is a serialisation slip.
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            raise bad(f"metrics.{name}", f"must be a finite number or None, got {v!r}")
+
+
+def stat(values: Sequence[float | None]) -> Stat | None:
+    """Mean, sample std (n - 1; None for n < 2), min, max and count; None values are skipped."""
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None
+    n, mean = len(xs), sum(xs) / len(xs)
+    std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n >= 2 else None
+    return {"mean": mean, "std": std, "min": min(xs), "max": max(xs), "n": n}
+
+
+def aggregate(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (table, method), in first-appearance order.
+
+    Row: ``{"table", "method", "mode", "seeds" (sorted), "n_seeds",
+    "splits": {split: {metric: stat or None}}}``, with `stat`'s dict per metric.
+    Raises ValueError naming the record index and field of a malformed record.
+    """
+    seen: dict[tuple, int] = {}
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for i, rec in enumerate(records):
+        _check(i, rec)
+        key = (rec["table"], rec["method"], rec["seed"], rec["split"])
+        if key in seen:
+            raise ValueError(f"record {i}: fields (table, method, seed, split) = {key!r} "
+                             f"repeat record {seen[key]}")
+        seen[key] = i
+        groups.setdefault((rec["table"], rec["method"]), []).append(rec)
+    rows = []
+    for (table, method), recs in groups.items():
+        modes = list(dict.fromkeys(str(r["metrics"]["mode"]) for r in recs if r["metrics"].get("mode")))
+        seeds = sorted({r["seed"] for r in recs})
+        splits = {split: {name: stat([r["metrics"].get(name) for r in recs if r["split"] == split])
+                          for name in METRICS} for split in SPLITS}
+        rows.append({"table": table, "method": method, "mode": "/".join(modes) or None,
+                     "seeds": seeds, "n_seeds": len(seeds), "splits": splits})
+    return rows
+
+
+# -- markdown ------------------------------------------------------------------------------
+
+
+def format_cell(s: Stat | None, percent: bool = True, *, scale: float | None = None,
+                n_seeds: int | None = None) -> str:
+    """"41.2 ± 3.1" (n >= 2), "41.2" (n == 1), "—" (None); one decimal.
+
+    ``percent`` multiplies by 100; otherwise ``scale`` (default 1, 1000 for
+    seconds to ms). With ``n_seeds``, a cell over fewer seeds than its row
+    says so: "40.0 ± 2.0 (n=2)".
+    """
+    if s is None:
+        return DASH
+    k = scale if scale is not None else (100.0 if percent else 1.0)
+    text = f"{k * s['mean']:.1f}"
+    if s["std"] is not None:
+        text += f" ± {k * s['std']:.1f}"
+    if n_seeds is not None and s["n"] < n_seeds:
+        text += f" (n={s['n']})"
+    return text
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _md_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in body])
+
+
+_QUALITY = [(split, name) for split in SPLITS for name in ("accuracy", "macro_f1")]
+_QUALITY_HEAD = [f"{SHORT[split]} {'acc' if name == 'accuracy' else 'macro-F1'}" for split, name in _QUALITY]
+_LEGEND = ("Mean ± sample standard deviation (n − 1) over seeds{unit}; a single-seed cell shows the mean "
+           "alone (no spread), (n=k) marks a cell over fewer seeds than its row, — is not available; "
+           "RANDOM = test_random, LONGTAIL = test_longtail{extra}.")
+
+
+def render_markdown(rows: Sequence[Mapping[str, Any]], table: str) -> str:
+    """The markdown of one table (heading, table, one-line legend) from `aggregate`'s rows."""
+    if table not in TABLES:
+        raise ValueError(f"table must be one of {list(TABLES)}, got {table!r}")
+    rows = [r for r in rows if r["table"] == table]
+    body = []
+    for r in rows:
+        sp, n = r["splits"], r["n_seeds"]
+        quality = [format_cell(sp[split][name], n_seeds=n) for split, name in _QUALITY]
+        rnd = sp["test_random"]
+        if table == "distillation":
+            body.append([_escape(r["method"]), r["mode"] or DASH, str(n), *quality,
+                         format_cell(rnd["pairs_per_s"], False, n_seeds=n),
+                         format_cell(rnd["latency_s_per_pair"], scale=1000.0, n_seeds=n)])
+        else:
+            body.append([_escape(r["method"]), str(n), *quality,
+                         format_cell(rnd["step_accuracy"], n_seeds=n),
+                         format_cell(rnd["format_error_rate"], n_seeds=n)])
+    if table == "distillation":
+        head = ["Model", "mode", "seeds", *_QUALITY_HEAD, "pairs/s", "ms/pair"]
+        legend = _LEGEND.format(unit=", quality in %", extra="; pairs/s and ms/pair are generation "
+                                "throughput on test_random at the evaluation batch size")
+    else:
+        head = ["Method", "seeds", *_QUALITY_HEAD, "step acc (RANDOM)", "format errors (RANDOM)"]
+        legend = _LEGEND.format(unit=", in %", extra="")
+    table_md = _md_table(head, body) if body else "_No runs._"
+    return f"## {TITLES[table]}\n\n{table_md}\n\n{legend}\n"
+
+
+# -- plots ---------------------------------------------------------------------------------
+
+
+def plot_tables(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list[Path]:
+    """One PNG per table with rows: accuracy and macro-F1 bars per split and method, error bars = std."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on servers
+    import matplotlib.pyplot as plt
+
+    out, paths = Path(out_dir), []
+    out.mkdir(parents=True, exist_ok=True)
+    colors = plt.get_cmap("tab20").colors  # dark/light pairs: one hue per split
+    for table in TABLES:
+        trows = [r for r in rows if r["table"] == table]
+        if not trows:
+            continue
+        fig, ax = plt.subplots(figsize=(max(7.4, 1.6 * len(trows) + 3), 4.2))
+        width = 0.8 / len(_QUALITY)
+        for j, ((split, name), label) in enumerate(zip(_QUALITY, _QUALITY_HEAD)):
+            cells = [r["splits"][split][name] for r in trows]
+            # A missing value leaves a gap rather than a misleading zero-height bar.
+            heights = [100 * c["mean"] if c else math.nan for c in cells]
+            # No std (one seed): no whisker, rather than a cap that reads as zero spread.
+            errors = [100 * c["std"] if c and c["std"] is not None else math.nan for c in cells]
+            xs = [i + (j - (len(_QUALITY) - 1) / 2) * width for i in range(len(trows))]
+            ax.bar(xs, heights, width, yerr=errors, capsize=3, label=label, color=colors[j])
+        # Wrapped names keep long ablation labels from running into each other.
+        ax.set_xticks(range(len(trows)), [f"{textwrap.fill(r['method'], 20)}\n(seeds: {r['n_seeds']})"
+                                          for r in trows], fontsize=8)
+        ax.set_ylabel("%")
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{TITLES[table]}: mean ± std over seeds", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # never over a tall bar
+        fig.tight_layout()
+        path = out / f"{table}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+# -- files ---------------------------------------------------------------------------------
+
+
+def _header_md(header: Mapping[str, Any]) -> str:
+    def value(key: str, v: Any) -> str:
+        if key == "command":
+            return f"`{v}`"
+        if key == "wall_s" and isinstance(v, (int, float)):
+            return f"{v:.0f} s ({v / 3600:.2f} h)"
+        return json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else str(v)
+
+    return "\n".join(f"- **{k}**: {value(k, v)}" for k, v in header.items())
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_results(records: Sequence[Mapping[str, Any]], out_dir: str | Path,
+                  header: Mapping[str, Any] | None = None) -> dict[str, Path]:
+    """Write the tables, README, JSON and plots; returns {file name: path}.
+
+    Files: ``<table>.md`` and ``<table>.png`` for each table with records,
+    README.md, records.json (rebuild input), tables.json (aggregated rows),
+    header.json.
+    """
+    rows = aggregate(records)  # validates before anything is written
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    header = dict(header or {})
+    present = [t for t in TABLES if any(r["table"] == t for r in rows)]
+    paths: dict[str, Path] = {}
+
+    def put(name: str, text: str) -> None:
+        _atomic_write(out / name, text)
+        paths[name] = out / name
+
+    sections = []
+    for table in present:
+        md = render_markdown(rows, table)
+        put(f"{table}.md", md)
+        sections.append(f"{md}\n![{TITLES[table]}]({table}.png)\n")
+    for png in plot_tables(rows, out):
+        paths[png.name] = png
+    intro = ["# Results", "", _header_md(header) if header else "_No run information._", "",
+             "Rebuild from records.json: `python -m evaluation.tables --records records.json --out DIR`.", ""]
+    put("README.md", "\n".join(intro) + "\n" + "\n".join(sections))
+    put("records.json", _dump(list(records)))
+    put("tables.json", _dump(rows))
+    put("header.json", _dump(header))
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m evaluation.tables",
+                                 description="Rebuild the result tables, README and plots from records.json.")
+    ap.add_argument("--records", required=True, help="records.json written by write_results")
+    ap.add_argument("--out", required=True, help="folder to write to")
+    args = ap.parse_args(argv)
+    src = Path(args.records)
+    if not src.is_file():
+        ap.error(f"no such file: {src}")
+    header_file = src.with_name("header.json")
+    header = json.loads(header_file.read_text(encoding="utf-8")) if header_file.is_file() else {}
+    paths = write_results(json.loads(src.read_text(encoding="utf-8")), args.out, header)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
