@@ -1,7 +1,8 @@
 """SFT warm-up (or the label-only SFT baseline) with verl's own SFT trainer.
 
     python -m recipes.sft [--machine auto|cpu|gpu] [--model tiny|smollm2|PATH] [--data DIR]
-                          [--steps N] [--out DIR] [--label-only] [--dry-run] [HYDRA_OVERRIDE ...]
+                          [--steps N] [--out DIR] [--label-only | --train-file PARQUET] [--seed N]
+                          [--dry-run] [HYDRA_OVERRIDE ...]
 
 It runs ``torchrun --nproc_per_node 1 -m verl.trainer.sft_trainer`` with the recipe
 ``recipes/sft_warmup.yaml`` and the machine's settings, then merges the last checkpoint
@@ -10,6 +11,16 @@ into a Hugging Face folder ``<out>/hf`` with ``python -m verl.model_merger merge
 * default data: the benchmark's ``sft_train.parquet`` (criteria-guided reasoning traces).
 * ``--label-only``: the "SFT label-only" baseline: the RL ``train.parquet`` prompts with the
   answer alone (``<answer>L</answer>``), written to ``<out>/data/label_only_train.parquet``.
+* ``--train-file PARQUET``: any SFT parquet with a ``messages`` column (e.g. the distillation
+  set written by ``recipes.distill``).
+* ``--seed N``: the order the rows are trained in. verl 0.9.1's SFT trainer shuffles with a
+  ``DistributedSampler`` whose seed no config key reaches (it is always 0; ``trainer.seed`` is
+  read by nothing in the SFT trainer), and the model starts from its pretrained weights, so the
+  data order is the only thing a seed can change: the rows of the training file are permuted
+  with N into ``<out>/data/<name>.seed<N>.parquet`` before the run. ``trainer.seed`` and
+  ``engine.seed`` (used by verl's ``engine.full_determinism``) are set to N as well.
+
+``run_sft`` is the same run as a function, for other recipes (``recipes.distill``).
 
 Run folder: ``train.log``, ``metrics.jsonl`` (verl's file logger), ``command.sh``,
 ``checkpoints/global_step_N``, ``hf/`` (the merged model), ``summary.json``.
@@ -152,7 +163,7 @@ def read_metrics(path: Path) -> list[dict]:
     return rows
 
 
-def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None) -> dict:
+def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None, extra: dict | None = None) -> dict:
     rows = [r for r in read_metrics(metrics_log) if "train/loss" in r.get("data", {})]
     losses = [r["data"]["train/loss"] for r in rows]
     tail = losses[-max(1, len(losses) // 5):] if losses else []
@@ -163,8 +174,111 @@ def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None) 
         "final_loss_mean": sum(tail) / len(tail) if tail else None,
         "hf_model": str(hf_dir) if hf_dir else None,
         "metrics_log": str(metrics_log),
+        **(extra or {}),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def check_sft_file(path: Path) -> None:
+    """A parquet verl's multi-turn SFT dataset can read: a ``messages`` column and at least one row."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise FileNotFoundError(f"SFT training file {path} does not exist")
+    meta = pq.ParquetFile(path).metadata
+    if "messages" not in meta.schema.to_arrow_schema().names:
+        raise ValueError(f"{path} has no 'messages' column; verl's SFT trainer needs one")
+    if meta.num_rows == 0:
+        raise ValueError(f"{path} has no rows")
+
+
+def shuffled_copy(src: Path, dst: Path, seed: int) -> Path:
+    """``src`` with its rows permuted by ``seed`` (see ``--seed``)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(src)
+    order = np.random.default_rng(seed).permutation(table.num_rows)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.take(order), dst)
+    return dst
+
+
+def _recipe_value(key: str):
+    import yaml
+
+    node = yaml.safe_load((RECIPES / f"{CONFIG_NAME}.yaml").read_text())
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def train_batch_size(model_name: str, overrides: list[str] = ()) -> int:
+    """The ``data.train_batch_size`` a run of ``model_name`` with ``overrides`` uses (the last one wins)."""
+    preset = PRESETS["tiny" if str(model_name) == "tiny" else "default"]
+    size = int(_recipe_value("data.train_batch_size"))
+    for item in [*preset["overrides"], *overrides]:
+        key, sep, value = item.lstrip("+").partition("=")
+        if sep and key == "data.train_batch_size":
+            size = int(value)
+    return size
+
+
+def run_sft(model: str | Path, train_file: Path, out: Path, steps: int | None = None, machine: str = "auto",
+            seed: int | None = None, overrides: list[str] = (), threads: int | None = None,
+            experiment: str = "sft", dry_run: bool = False) -> dict:
+    """Train ``model`` (tiny | smollm2 | a folder) on ``train_file`` with verl's SFT trainer.
+
+    The run folder ``out`` gets train.log, metrics.jsonl, command.sh, checkpoints/, hf/ (the
+    merged model) and summary.json. ``steps`` None: 50 for the tiny model, else the recipe's
+    epochs. Returns the summary; its ``exit_code`` is the trainer's (0: trained and merged).
+    """
+    from model_zoo import resolve_model
+    from verl_backend.overrides import backend_env, detect_machine
+
+    machine = detect_machine() if machine == "auto" else machine
+    machine = "gpu" if machine == "vllm" else machine
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    model_name = str(model)
+    preset = PRESETS["tiny" if model_name == "tiny" else "default"]
+    model_path = resolve_model(model_name).resolve()
+    train_file = Path(train_file).resolve()
+    check_sft_file(train_file)
+    seed_overrides = []
+    if seed is not None:
+        train_file = shuffled_copy(train_file, out / "data" / f"{train_file.stem}.seed{seed}.parquet", seed)
+        seed_overrides = [f"trainer.seed={seed}", f"engine.seed={seed}"]
+
+    env_add = {}
+    if machine == "cpu":
+        threads = threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+        env_add = {**backend_env("cpu"), "OMP_NUM_THREADS": str(threads)}
+    steps = steps if steps is not None else preset["steps"]
+    cmd = build_command(model_path, train_file, out, steps, [*preset["overrides"], *seed_overrides],
+                        machine_overrides(machine), list(overrides), experiment=experiment)
+
+    metrics_log = fresh_metrics_log(out)
+    env = {**os.environ, **env_add, "VERL_FILE_LOGGER_PATH": str(metrics_log), "HF_HUB_OFFLINE": "1"}
+    write_command(out, env_add, cmd)
+    print(f"machine: {machine}; model: {model_path}; data: {train_file}; run folder: {out}", flush=True)
+    info = {"machine": machine, "model": str(model_path), "train_file": str(train_file), "seed": seed}
+    if dry_run:
+        print(shlex.join(cmd))
+        return {**info, "exit_code": 0, "dry_run": True, "command": cmd}
+
+    start = time.perf_counter()
+    code = run_logged(cmd, env, out / "train.log", cwd=REPO)
+    hf_dir = None
+    if code == 0:
+        ckpt = last_checkpoint(out / "checkpoints")
+        print(f"merging {ckpt} into {out / 'hf'} ...", flush=True)
+        hf_dir = merge_checkpoint(ckpt, out / "hf", env, base_model=model_path)
+    summary = summarize(metrics_log, out, time.perf_counter() - start, hf_dir, {**info, "exit_code": code})
+    print(json.dumps(summary, indent=2))
+    if code != 0:
+        print(f"SFT failed with exit code {code}; see {out / 'train.log'}", file=sys.stderr)
     return summary
 
 
@@ -178,65 +292,53 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None,
                    help="training steps (default: 50 for the tiny model, else the recipe's epochs)")
     p.add_argument("--out", default=None, help="run folder (default: runs/sft-<time>)")
-    p.add_argument("--label-only", action="store_true",
-                   help="train on <answer>L</answer> only, built from the RL train.parquet")
+    data = p.add_mutually_exclusive_group()
+    data.add_argument("--label-only", action="store_true",
+                      help="train on <answer>L</answer> only, built from the RL train.parquet")
+    data.add_argument("--train-file", default=None, metavar="PARQUET",
+                      help="train on this SFT parquet (a 'messages' column) instead of the benchmark's")
+    p.add_argument("--seed", type=int, default=None,
+                   help="permute the training rows with this seed (verl's SFT sampler has a fixed seed)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU only: torch threads (default: $OMP_NUM_THREADS, else 1; on a shared machine more "
                    "threads than free cores make steps ~10x slower)")
     p.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for verl's SFT trainer, applied last")
     args = p.parse_args(argv)
+    if args.train_file and args.data:
+        p.error("--data has no effect with --train-file")
+    if args.train_file:
+        try:
+            check_sft_file(Path(args.train_file))
+        except (OSError, ValueError) as exc:
+            p.error(str(exc))
 
-    from model_zoo import cache_dir, resolve_model
-    from verl_backend.overrides import backend_env, detect_machine
+    from model_zoo import cache_dir
+    from verl_backend.overrides import detect_machine
 
     machine = detect_machine() if args.machine == "auto" else args.machine
     machine = "gpu" if machine == "vllm" else machine
-    kind = "label_only" if args.label_only else "reasoning"
+    kind = "label_only" if args.label_only else "custom" if args.train_file else "reasoning"
     out = Path(args.out or REPO / "runs" / f"sft-{kind}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-    out.mkdir(parents=True, exist_ok=True)
     model_name = args.model or ("tiny" if machine == "cpu" else "smollm2")
-    preset = PRESETS["tiny" if model_name == "tiny" else "default"]
-    model = resolve_model(model_name).resolve()
 
-    data_dir = Path(args.data or cache_dir() / "data" / "benchmark-en").resolve()
-    if not (data_dir / "sft_train.parquet").exists() or not (data_dir / "train.parquet").exists():
-        from recipes.launch import ensure_benchmark
-
-        ensure_benchmark(data_dir)
-    if args.label_only:
-        train_file = build_label_only(data_dir / "train.parquet", out / "data" / "label_only_train.parquet")
+    if args.train_file:
+        train_file = Path(args.train_file)
     else:
-        train_file = data_dir / "sft_train.parquet"
+        data_dir = Path(args.data or cache_dir() / "data" / "benchmark-en").resolve()
+        if not (data_dir / "sft_train.parquet").exists() or not (data_dir / "train.parquet").exists():
+            from recipes.launch import ensure_benchmark
 
-    env_add = {}
-    if machine == "cpu":
-        threads = args.threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
-        env_add = {**backend_env("cpu"), "OMP_NUM_THREADS": str(threads)}
-    steps = args.steps if args.steps is not None else preset["steps"]
-    cmd = build_command(model, train_file, out, steps, preset["overrides"], machine_overrides(machine),
-                        args.overrides, experiment=f"sft_{kind}")
+            ensure_benchmark(data_dir)
+        if args.label_only:
+            train_file = build_label_only(data_dir / "train.parquet", out / "data" / "label_only_train.parquet")
+        else:
+            train_file = data_dir / "sft_train.parquet"
 
-    metrics_log = fresh_metrics_log(out)
-    env = {**os.environ, **env_add, "VERL_FILE_LOGGER_PATH": str(metrics_log), "HF_HUB_OFFLINE": "1"}
-    write_command(out, env_add, cmd)
-    print(f"machine: {machine}; model: {model}; data: {train_file}; run folder: {out}", flush=True)
-    if args.dry_run:
-        print(shlex.join(cmd))
-        return 0
-
-    start = time.perf_counter()
-    code = run_logged(cmd, env, out / "train.log", cwd=REPO)
-    hf_dir = None
-    if code == 0:
-        ckpt = last_checkpoint(out / "checkpoints")
-        print(f"merging {ckpt} into {out / 'hf'} ...", flush=True)
-        hf_dir = merge_checkpoint(ckpt, out / "hf", env, base_model=model)
-    summary = summarize(metrics_log, out, time.perf_counter() - start, hf_dir)
-    print(json.dumps(summary, indent=2))
-    if code != 0:
-        print(f"SFT failed with exit code {code}; see {out / 'train.log'}", file=sys.stderr)
-    return code
+    summary = run_sft(model_name, train_file, out, steps=args.steps, machine=machine, seed=args.seed,
+                      overrides=args.overrides, threads=args.threads, experiment=f"sft_{kind}",
+                      dry_run=args.dry_run)
+    return summary["exit_code"]
 
 
 if __name__ == "__main__":

@@ -1,0 +1,408 @@
+"""One command that reproduces the paper's tables in miniature: methods x seeds.
+
+    python -m recipes.tables [--preset tiny|smollm2|full] [--seeds N] [--out DIR] [--work DIR]
+                             [--model PATH] [--dry-run] [--report-only]
+
+Every stage is a real run of the project's launchers in its own folder under the work dir
+(default ``runs/tables-<preset>``); a finished stage is skipped when the command runs again, so
+an interrupted matrix resumes where it stopped.
+
+* warm-up: the criteria-guided SFT warm-up and its free-form twin (the prompt ablation), once;
+* SFT label-only (gold labels), per seed;
+* RL, per seed, from the warm-up: GRPO, GRPO + SAM (symmetric, negative_only, first_error),
+  GRPO on free-form prompts, and GRPO + SAM from the base model (no warm-up);
+* distillation, per seed: the seed's GRPO + SAM model labels the unlabelled pool and a student
+  learns to write the label directly (`recipes.distill`);
+* evaluation of every model on test_random and test_longtail (`evaluation.evaluate`).
+
+``<out>`` (default ``results/<preset>``) gets README.md (preset, machine, commit, time, the main,
+ablation and distillation tables as mean ± std over seeds), the tables as markdown and PNG, the
+RL reward curves, stage times, and records.json to rebuild the tables from. The tables are
+rewritten after every evaluation, so a stopped run still shows what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RECIPES = Path(__file__).resolve().parent
+REPO = RECIPES.parent
+SPLITS = ("test_random", "test_longtail")
+
+
+@dataclass(frozen=True)
+class Preset:
+    machine: str  # recipes.launch --machine
+    base_model: str  # model_zoo name or a local folder
+    warmup: str  # "zoo:<name>" (a cached model_zoo build) or "sft" (verl's SFT trainer, recipes.sft)
+    warmup_free: str
+    warmup_steps: int | None  # for "sft" warm-ups (None: the recipe's epochs)
+    rl_steps: int
+    label_only_steps: int
+    student: str
+    student_steps: int
+    pool_size: int
+    eval_rows: int | None  # per test split; None: all
+    max_new_tokens: int  # judgements (evaluation and pool labelling)
+    eval_batch_size: int
+    seeds: int
+    rl_overrides: tuple[str, ...] = ()
+    note: str = ""
+
+
+PRESETS = {
+    # A pipeline check on a 2-core CPU in about an hour: the 270K-parameter tiny model, whose
+    # warm-up is model_zoo's format warm-up (verl's SFT trainer would need ~25 min per warm-up).
+    "tiny": Preset(machine="cpu", base_model="tiny", warmup="zoo:tiny-sft", warmup_free="zoo:tiny-sft-free",
+                   warmup_steps=None, rl_steps=3, label_only_steps=60, student="tiny", student_steps=60,
+                   pool_size=128, eval_rows=48, max_new_tokens=256, eval_batch_size=16, seeds=2,
+                   rl_overrides=("trainer.test_freq=-1",),
+                   note="tiny model, 3 RL steps: checks the pipeline, too small to rank the methods"),
+    # One GPU with the project's HF rollout (or vLLM when installed).
+    "smollm2": Preset(machine="gpu", base_model="smollm2", warmup="sft", warmup_free="sft", warmup_steps=300,
+                      rl_steps=40, label_only_steps=300, student="smollm2", student_steps=300, pool_size=2000,
+                      eval_rows=500, max_new_tokens=1024, eval_batch_size=64, seeds=3,
+                      rl_overrides=("trainer.test_freq=-1",)),
+    # A cluster with vLLM: pass the base model with --model; the student is SmolLM2-135M.
+    "full": Preset(machine="vllm", base_model="", warmup="sft", warmup_free="sft", warmup_steps=None,
+                   rl_steps=200, label_only_steps=1000, student="smollm2", student_steps=1000, pool_size=20000,
+                   eval_rows=None, max_new_tokens=1024, eval_batch_size=256, seeds=3,
+                   rl_overrides=("trainer.test_freq=-1", "data.train_batch_size=64",
+                                 "actor_rollout_ref.actor.ppo_mini_batch_size=64")),
+}
+
+# (table, display name) entries per model; a model can stand in several tables.
+MAIN, ABLATION, DISTILLATION = "main", "ablation", "distillation"
+TABLE_ENTRIES = {
+    "zero_shot": [(MAIN, "Base model, zero-shot (criteria prompt)")],
+    "sft_label_only": [(MAIN, "SFT label-only"), (DISTILLATION, "SFT label-only on gold labels")],
+    "sft_reasoning": [(MAIN, "SFT reasoning (warm-up)")],
+    "grpo": [(MAIN, "GRPO (outcome reward)"), (ABLATION, "GRPO, criteria prompt")],
+    "grpo_sam": [(MAIN, "GRPO + SAM (symmetric)"), (ABLATION, "GRPO + SAM symmetric"),
+                 (DISTILLATION, "Teacher: GRPO + SAM (reasoning)")],
+    "sft_free": [(ABLATION, "SFT warm-up, free-form prompt")],
+    "grpo_free": [(ABLATION, "GRPO, free-form prompt")],
+    "grpo_sam_negative_only": [(ABLATION, "GRPO + SAM negative_only")],
+    "grpo_sam_first_error": [(ABLATION, "GRPO + SAM first_error")],
+    "grpo_sam_no_warmup": [(ABLATION, "GRPO + SAM without warm-up")],
+    "student": [(DISTILLATION, "Student: label only, from the teacher's labels")],
+}
+# Label-only models write the answer alone: read in classify mode.
+CLASSIFY = {"sft_label_only", "student"}
+RL_RUNS = {  # model -> (recipe, extra overrides, starts from, prompts)
+    "grpo": ("grpo", (), "warmup", "default"),
+    "grpo_sam": ("grpo_sam", (), "warmup", "default"),
+    "grpo_sam_negative_only": ("grpo_sam", ("algorithm.sam.variant=negative_only",), "warmup", "default"),
+    "grpo_sam_first_error": ("grpo_sam", ("algorithm.sam.variant=first_error",), "warmup", "default"),
+    "grpo_free": ("grpo", (), "warmup_free", "free_form"),
+    "grpo_sam_no_warmup": ("grpo_sam", (), "base", "default"),
+}
+
+
+@dataclass
+class Stage:
+    key: str  # folder name and model id, e.g. "grpo_sam-s1"
+    model: str  # TABLE_ENTRIES key
+    seed: int
+    criteria: str  # the prompts the model reads (evaluation data)
+    kind: str  # zoo | sft | rl | distill
+    deps: list[str] = field(default_factory=list)  # stages whose models this one starts from
+    zoo: str | None = None  # model_zoo name or folder, for kind "zoo"
+    args: tuple = ()  # kind-specific: sft options, or (recipe, overrides) for rl
+
+
+class Matrix:
+    """The stages of one preset, in an order where each stage's inputs come first."""
+
+    def __init__(self, preset: Preset, seeds: list[int], work: Path, data: dict[str, Path], base_model: str):
+        self.preset, self.seeds, self.work, self.data = preset, seeds, work, data
+        self.stages: dict[str, Stage] = {}
+        self._add(Stage("base", "zero_shot", 0, "default", "zoo", zoo=base_model))
+        for key, model, warmup, criteria in (("warmup", "sft_reasoning", preset.warmup, "default"),
+                                             ("warmup_free", "sft_free", preset.warmup_free, "free_form")):
+            if warmup.startswith("zoo:"):
+                self._add(Stage(key, model, 0, criteria, "zoo", zoo=warmup[4:]))
+            else:
+                steps = ("--steps", str(preset.warmup_steps)) if preset.warmup_steps else ()
+                self._add(Stage(key, model, 0, criteria, "sft", deps=["base"], args=steps))
+        for seed in seeds:
+            self._add(Stage(f"sft_label_only-s{seed}", "sft_label_only", seed, "default", "sft", deps=["base"],
+                            args=("--label-only", "--steps", str(preset.label_only_steps))))
+            for model, (recipe, extra, start, criteria) in RL_RUNS.items():
+                self._add(Stage(f"{model}-s{seed}", model, seed, criteria, "rl", deps=[start], args=(recipe, extra)))
+                if model == "grpo_sam":  # the teacher of this seed's student
+                    self._add(Stage(f"student-s{seed}", "student", seed, "default", "distill",
+                                    deps=[f"grpo_sam-s{seed}"]))
+
+    def _add(self, stage: Stage) -> None:
+        self.stages[stage.key] = stage
+
+    def model_dir(self, key: str, build: bool = True) -> Path:
+        """The HF folder a stage leaves (a model_zoo model is built on first use unless ``build`` is off)."""
+        stage = self.stages[key]
+        if stage.kind == "zoo":
+            if not build:
+                return Path(f"<model_zoo {stage.zoo}>")
+            from model_zoo import resolve_model
+
+            return resolve_model(stage.zoo).resolve()
+        folder = self.work / key
+        return folder / "student" / "hf" if stage.kind == "distill" else folder / "hf"
+
+    def command(self, stage: Stage, build: bool = True) -> list[str] | None:
+        """The stage's command, with its inputs' model folders filled in (None for a model_zoo stage)."""
+        p, py, out = self.preset, sys.executable, str(self.work / stage.key)
+        # SFT and distillation take cpu|gpu: vLLM only matters to the RL launcher (and evaluation).
+        machine = p.machine if stage.kind == "rl" or p.machine != "vllm" else "gpu"
+        common = ["--machine", machine, "--out", out, "--seed", str(stage.seed)]
+        start = str(self.model_dir(stage.deps[0], build)) if stage.deps else None
+        if stage.kind == "sft":
+            return [py, "-m", "recipes.sft", *common, "--model", start, "--data", str(self.data[stage.criteria]),
+                    *stage.args]
+        if stage.kind == "rl":
+            recipe, extra = stage.args
+            return [py, "-m", "recipes.launch", *common, "--config", recipe, "--model", start,
+                    "--data-dir", str(self.data[stage.criteria]), "--steps", str(p.rl_steps), "--save-hf",
+                    *p.rl_overrides, *extra]
+        if stage.kind == "distill":
+            return [py, "-m", "recipes.distill", *common, "--teacher", start, "--student", p.student,
+                    "--pool", str(self.data["pool"]), "--steps", str(p.student_steps),
+                    "--max-new-tokens", str(p.max_new_tokens), "--batch-size", str(p.eval_batch_size)]
+        return None
+
+
+def ensure_data(preset: Preset, seed: int = 0) -> dict[str, Path]:
+    """The benchmark with the pool (criteria prompts) and its free-form-prompt twin."""
+    from model_zoo import cache_dir
+    from recipes.launch import ensure_benchmark
+
+    root = cache_dir() / "data"
+    default = ensure_benchmark(root / f"benchmark-en-pool{preset.pool_size}", seed=seed, pool_size=preset.pool_size)
+    free = ensure_benchmark(root / "benchmark-en-free_form", seed=seed, criteria="free_form")
+    return {"default": default, "free_form": free, "pool": default / "pool" / "pool.parquet"}
+
+
+def machine_facts() -> dict:
+    """What the numbers were measured on (no host names or paths)."""
+    facts = {"platform": platform.platform(terse=True), "python": platform.python_version(),
+             "cpu_cores": os.cpu_count()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                facts["cpu"] = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
+                      if l.startswith("MemTotal"))
+        facts["memory_gib"] = round(mem_kb / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    import torch
+
+    facts["torch"] = torch.__version__
+    facts["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    for pkg in ("verl", "transformers", "vllm"):
+        try:
+            from importlib.metadata import version
+
+            facts[pkg] = version(pkg)
+        except Exception:  # not installed
+            facts[pkg] = "not installed"
+    return facts
+
+
+def git_commit() -> str:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = [l for l in git("status", "--porcelain", "--untracked-files=no").splitlines()
+             if not l[3:].startswith("results/")]
+    return commit + ("+uncommitted changes" if dirty else "")
+
+
+def run_stage(matrix: Matrix, stage: Stage, log) -> tuple[bool, float]:
+    """Run one stage (or find it done); (success, wall seconds)."""
+    folder = matrix.work / stage.key
+    marker = folder / "done.json"
+    if marker.exists():
+        return True, json.loads(marker.read_text()).get("wall_s", 0.0)
+    start = time.perf_counter()
+    try:
+        cmd = matrix.command(stage)  # resolves (builds) the model_zoo inputs
+        path = matrix.model_dir(stage.key)
+    except Exception as exc:  # an input that cannot be had: this stage and its dependents fail
+        log(f"  {stage.key} failed: {type(exc).__name__}: {exc}")
+        return False, time.perf_counter() - start
+    if stage.kind == "zoo":
+        ok = True
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "stage_command.sh").write_text(shlex.join(cmd) + "\n")
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        with open(folder / "stage.log", "w") as out:
+            code = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        ok = code == 0 and (path / "config.json").exists()
+        if not ok:
+            log(f"  {stage.key} failed (exit {code}); see {folder / 'stage.log'}")
+    wall = time.perf_counter() - start
+    if ok:
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({"wall_s": round(wall, 1), "model": str(path)}))
+    return ok, wall
+
+
+def evaluate_stage(matrix: Matrix, stage: Stage) -> dict[str, dict]:
+    """Metrics per test split for the stage's model (cached in <work>/eval/<key>)."""
+    from evaluation import evaluate, load_generator
+
+    p = matrix.preset
+    mode = "classify" if stage.model in CLASSIFY else "generate"
+    results, generator = {}, None
+    for split in SPLITS:
+        out = matrix.work / "eval" / stage.key / split
+        if (out / "metrics.json").exists():
+            results[split] = json.loads((out / "metrics.json").read_text())
+            continue
+        if generator is None:
+            device = "cpu" if p.machine == "cpu" else "auto"
+            generator = load_generator(str(matrix.model_dir(stage.key)), "auto", device, p.eval_batch_size)
+        results[split] = evaluate(generator, matrix.data[stage.criteria] / f"{split}.parquet", out,
+                                  max_examples=p.eval_rows, mode=mode, progress=False,
+                                  max_new_tokens=p.max_new_tokens if mode == "generate" else None)
+    return results
+
+
+def records_for(stage: Stage, metrics: dict[str, dict]) -> list[dict]:
+    return [{"table": table, "method": name, "seed": stage.seed, "split": split, "metrics": metrics[split]}
+            for table, name in TABLE_ENTRIES[stage.model] for split in SPLITS]
+
+
+def write_stage_times(out: Path, rows: list[dict]) -> None:
+    lines = ["# Stage times", "", "| stage | model | seed | status | wall s |", "|---|---|---:|---|---:|"]
+    lines += [f"| {r['key']} | {r['model']} | {r['seed']} | {r['status']} | {r['wall_s']:.0f} |" for r in rows]
+    (out / "stages.md").write_text("\n".join(lines) + "\n")
+
+
+def plot_rl_rewards(matrix: Matrix, out: Path) -> Path | None:
+    """Mean training reward per step for each RL method (mean over seeds)."""
+    curves: dict[str, dict[int, list[float]]] = {}
+    for stage in matrix.stages.values():
+        log = matrix.work / stage.key / "metrics.jsonl"
+        if stage.kind != "rl" or not log.exists():
+            continue
+        for line in log.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            value = row.get("data", {}).get("critic/score/mean")
+            if value is not None:
+                curves.setdefault(stage.model, {}).setdefault(int(row["step"]), []).append(value)
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for model, steps in curves.items():
+        xs = sorted(steps)
+        ax.plot(xs, [sum(steps[x]) / len(steps[x]) for x in xs], marker="o", label=model)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("mean reward (critic/score/mean)")
+    ax.set_title("RL training reward, mean over seeds")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "training_reward.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m recipes.tables", description=__doc__.splitlines()[0])
+    ap.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the preset's)")
+    ap.add_argument("--model", default=None, help="base model (required by the full preset)")
+    ap.add_argument("--out", default=None, help="results folder (default: results/<preset>)")
+    ap.add_argument("--work", default=None, help="run folders (default: runs/tables-<preset>)")
+    ap.add_argument("--dry-run", action="store_true", help="print the stages and commands, run nothing")
+    args = ap.parse_args(argv)
+
+    preset = PRESETS[args.preset]
+    base_model = args.model or preset.base_model
+    if not base_model:
+        ap.error(f"the {args.preset} preset needs --model (a local model folder)")
+    seeds = list(range(args.seeds if args.seeds is not None else preset.seeds))
+    if not seeds:
+        ap.error("--seeds must be at least 1")
+    work = Path(args.work or REPO / "runs" / f"tables-{args.preset}").resolve()
+    out = Path(args.out or REPO / "results" / args.preset).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    data = ensure_data(preset)
+    matrix = Matrix(preset, seeds, work, data, base_model)
+
+    if args.dry_run:
+        for stage in matrix.stages.values():
+            cmd = matrix.command(stage, build=False)
+            print(f"{stage.key:28s} " + (shlex.join(cmd) if cmd else f"model_zoo {stage.zoo}"))
+        return 0
+
+    from tqdm import tqdm
+
+    from evaluation.tables import write_results
+
+    out.mkdir(parents=True, exist_ok=True)
+    header = {"preset": args.preset, "seeds": len(seeds), "commit": git_commit(),
+              "command": "python -m recipes.tables " + shlex.join(argv if argv is not None else sys.argv[1:]),
+              "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              **{f"machine.{k}": v for k, v in machine_facts().items()}, "note": preset.note}
+    started = time.perf_counter()
+    records, times, failed = [], [], set()
+    bar = tqdm(matrix.stages.values(), desc="tables", unit="stage")
+    for stage in bar:
+        bar.set_postfix_str(stage.key)
+        if any(d in failed for d in stage.deps):
+            failed.add(stage.key)
+            times.append({"key": stage.key, "model": stage.model, "seed": stage.seed,
+                          "status": "skipped (an input failed)", "wall_s": 0.0})
+            continue
+        ok, wall = run_stage(matrix, stage, tqdm.write)
+        status = "done" if ok else "failed"
+        if ok:
+            eval_start = time.perf_counter()
+            records += records_for(stage, evaluate_stage(matrix, stage))
+            status += f", evaluated in {time.perf_counter() - eval_start:.0f} s"
+        else:
+            failed.add(stage.key)
+        times.append({"key": stage.key, "model": stage.model, "seed": stage.seed, "status": status, "wall_s": wall})
+        header.update({"status": f"in progress: {len(times)} of {len(matrix.stages)} stages",
+                       "wall_s": round(time.perf_counter() - started)})
+        if records:
+            write_results(records, out, header)
+        write_stage_times(out, times)
+        tqdm.write(f"{stage.key}: {status} ({wall:.0f} s)")
+
+    header.update({"status": "complete" if not failed else f"finished with failed stages: {sorted(failed)}",
+                   "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                   "wall_s": round(time.perf_counter() - started)})
+    plot_rl_rewards(matrix, out)
+    if records:
+        write_results(records, out, header)
+    print(f"results: {out / 'README.md'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The tables runner's plan: stages, their order and inputs, and the commands they run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recipes import launch
+from recipes.tables import PRESETS, RL_RUNS, SPLITS, TABLE_ENTRIES, Matrix, records_for, run_stage
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def matrix(tmp_path):
+    data = {"default": tmp_path / "data", "free_form": tmp_path / "data-free", "pool": tmp_path / "pool.parquet"}
+    return Matrix(PRESETS["tiny"], [0, 1], tmp_path / "work", data, "tiny")
+
+
+def test_every_stage_comes_after_its_inputs(matrix):
+    seen = set()
+    for key, stage in matrix.stages.items():
+        assert all(dep in seen for dep in stage.deps), key
+        assert stage.model in TABLE_ENTRIES, key
+        seen.add(key)
+    per_seed = {"sft_label_only", "student", *RL_RUNS}
+    assert {s.model for s in matrix.stages.values() if s.seed == 1} == per_seed
+    assert len(matrix.stages) == 3 + 2 * len(per_seed)
+
+
+def test_rl_commands_start_from_the_right_model_and_data(matrix, tmp_path):
+    cmd = {k: matrix.command(s, build=False) for k, s in matrix.stages.items()}
+
+    def opt(c, name):
+        return c[c.index(name) + 1]
+
+    sam = cmd["grpo_sam-s1"]
+    assert sam[1:3] == ["-m", "recipes.launch"] and "--save-hf" in sam
+    assert opt(sam, "--config") == "grpo_sam" and opt(sam, "--seed") == "1"
+    assert opt(sam, "--model") == "<model_zoo tiny-sft>"
+    assert opt(sam, "--data-dir") == str(tmp_path / "data")
+    assert "algorithm.sam.variant=negative_only" in cmd["grpo_sam_negative_only-s0"]
+    assert opt(cmd["grpo-s0"], "--config") == "grpo"
+    free = cmd["grpo_free-s0"]
+    assert opt(free, "--model") == "<model_zoo tiny-sft-free>" and opt(free, "--data-dir") == str(tmp_path / "data-free")
+    assert opt(cmd["grpo_sam_no_warmup-s0"], "--model") == "<model_zoo tiny>"
+    student = cmd["student-s1"]
+    assert student[1:3] == ["-m", "recipes.distill"]
+    assert opt(student, "--teacher") == str(tmp_path / "work" / "grpo_sam-s1" / "hf")
+    assert opt(student, "--pool") == str(tmp_path / "pool.parquet")
+    label_only = cmd["sft_label_only-s0"]
+    assert "--label-only" in label_only and opt(label_only, "--model") == "<model_zoo tiny>"
+    assert cmd["warmup"] is None and cmd["base"] is None  # model_zoo builds, in-process
+
+
+def test_records_put_a_model_into_each_of_its_tables(matrix):
+    stage = matrix.stages["grpo_sam-s1"]
+    metrics = {split: {"accuracy": 0.5, "split": split} for split in SPLITS}
+    records = records_for(stage, metrics)
+    assert {r["table"] for r in records} == {"main", "ablation", "distillation"}
+    assert len(records) == 3 * len(SPLITS)
+    assert all(r["seed"] == 1 and r["metrics"]["split"] == r["split"] for r in records)
+
+
+def test_rl_stage_commands_compose_and_pass_the_start_up_checks(matrix, tmp_path):
+    """Each RL run's overrides compose with verl's config and pass SAM's checks (launcher dry run)."""
+    from model_zoo import resolve_model
+
+    tiny = str(resolve_model("tiny"))
+    data_dir = tmp_path / "data"
+    for key in ("grpo-s0", "grpo_sam_first_error-s0"):
+        argv = matrix.command(matrix.stages[key], build=False)[3:]
+        argv[argv.index("--model") + 1] = tiny
+        assert argv[argv.index("--data-dir") + 1] == str(data_dir)
+        assert launch.main([*argv, "--dry-run"]) == 0
+        script = (tmp_path / "work" / key / "command.sh").read_text()
+        assert "trainer.save_freq=3" in script and "data.seed=0" in script
+        assert "actor_rollout_ref.rollout.seed=0" in script and "trainer.test_freq=-1" in script
+        if key.startswith("grpo_sam_first_error"):
+            assert "algorithm.sam.variant=first_error" in script
+
+
+def test_a_failed_stage_is_reported_with_its_log(matrix, tmp_path):
+    stage = matrix.stages["sft_label_only-s0"]
+    matrix.stages["base"].zoo = str(tmp_path / "no-such-model")  # the stage's input is missing
+    messages = []
+    ok, _ = run_stage(matrix, stage, messages.append)
+    assert not ok
+    assert "sft_label_only-s0 failed" in messages[0] and "no-such-model" in messages[0]
+    assert not (tmp_path / "work" / "sft_label_only-s0" / "done.json").exists()
+
+
+def test_dry_run_lists_every_stage(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "recipes.tables", "--preset", "tiny", "--seeds", "1",
+                          "--work", str(tmp_path / "work"), "--dry-run"],
+                         cwd=REPO, capture_output=True, text=True, env={**__import__("os").environ,
+                                                                        "GRM_CACHE": str(tmp_path / "cache")})
+    assert out.returncode == 0, out.stderr[-2000:]
+    plan = out.stdout[re.search(r"^base ", out.stdout, re.M).start():]  # after the data generation messages
+    keys = [line.split()[0] for line in plan.splitlines() if line.strip()]
+    assert keys[:3] == ["base", "warmup", "warmup_free"] and len(keys) == 3 + 2 + len(RL_RUNS)
+    assert "student-s0" in keys and "model_zoo tiny-sft" in plan
