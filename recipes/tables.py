@@ -382,8 +382,12 @@ def main(argv: list[str] | None = None) -> int:
         status = "done" if ok else "failed"
         if ok:
             eval_start = time.perf_counter()
-            records += records_for(stage, evaluate_stage(matrix, stage))
-            status += f", evaluated in {time.perf_counter() - eval_start:.0f} s"
+            try:
+                records += records_for(stage, evaluate_stage(matrix, stage))
+                status += f", evaluated in {time.perf_counter() - eval_start:.0f} s"
+            except Exception as exc:  # the model stays usable by later stages; its rows are missing
+                status = f"trained; evaluation failed: {type(exc).__name__}: {exc}"
+                tqdm.write(f"  {stage.key}: {status}")
         else:
             failed.add(stage.key)
         times.append({"key": stage.key, "model": stage.model, "seed": stage.seed, "status": status, "wall_s": wall})
