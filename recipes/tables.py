@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
               "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               **{f"machine.{k}": v for k, v in machine_facts().items()}, "note": preset.note}
     started = time.perf_counter()
-    records, times, failed = [], [], set()
+    records, times, failed, eval_failed = [], [], set(), set()
     bar = tqdm(matrix.stages.values(), desc="tables", unit="stage")
     for stage in bar:
         bar.set_postfix_str(stage.key)
@@ -387,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
                 status += f", evaluated in {time.perf_counter() - eval_start:.0f} s"
             except Exception as exc:  # the model stays usable by later stages; its rows are missing
                 status = f"trained; evaluation failed: {type(exc).__name__}: {exc}"
-                tqdm.write(f"  {stage.key}: {status}")
+                eval_failed.add(stage.key)
         else:
             failed.add(stage.key)
         times.append({"key": stage.key, "model": stage.model, "seed": stage.seed, "status": status, "wall_s": wall})
@@ -398,14 +398,16 @@ def main(argv: list[str] | None = None) -> int:
         write_stage_times(out, times)
         tqdm.write(f"{stage.key}: {status} ({wall:.0f} s)")
 
-    header.update({"status": "complete" if not failed else f"finished with failed stages: {sorted(failed)}",
+    problems = ([f"failed stages: {sorted(failed)}"] if failed else []) + \
+        ([f"failed evaluations: {sorted(eval_failed)}"] if eval_failed else [])
+    header.update({"status": "complete" if not problems else "finished with " + "; ".join(problems),
                    "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                    "wall_s": round(time.perf_counter() - started)})
     plot_rl_rewards(matrix, out)
     if records:
         write_results(records, out, header)
     print(f"results: {out / 'README.md'}")
-    return 1 if failed else 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

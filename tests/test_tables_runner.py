@@ -104,3 +104,8 @@ def test_dry_run_lists_every_stage(tmp_path):
     keys = [line.split()[0] for line in plan.splitlines() if line.strip()]
     assert keys[:3] == ["base", "warmup", "warmup_free"] and len(keys) == 3 + 2 + len(RL_RUNS)
     assert "student-s0" in keys and "model_zoo tiny-sft" in plan
+    data = tmp_path / "cache" / "data"
+    for folder in ("benchmark-en-pool128", "benchmark-en-free_form"):  # every split written, none rejected
+        summary = __import__("json").loads((data / folder / "summary.json").read_text())
+        assert summary["rows_rejected"] == 0 and (data / folder / "test_longtail.parquet").exists(), folder
+    assert (data / "benchmark-en-pool128" / "pool" / "pool.parquet").exists()
