@@ -147,25 +147,25 @@ class Matrix:
     def _add(self, stage: Stage) -> None:
         self.stages[stage.key] = stage
 
-    def model_dir(self, key: str, build: bool = True) -> Path:
-        """The HF folder a stage leaves (a model_zoo model is built on first use unless ``build`` is off)."""
+    def model_dir(self, key: str) -> Path:
+        """The HF folder a stage leaves (a model_zoo model is built on first use)."""
         stage = self.stages[key]
         if stage.kind == "zoo":
-            if not build:
-                return Path(f"<model_zoo {stage.zoo}>")
             from model_zoo import resolve_model
 
             return resolve_model(stage.zoo).resolve()
         folder = self.work / key
         return folder / "student" / "hf" if stage.kind == "distill" else folder / "hf"
 
-    def command(self, stage: Stage, build: bool = True) -> list[str] | None:
+    def command(self, stage: Stage) -> list[str] | None:
         """The stage's command, with its inputs' model folders filled in (None for a model_zoo stage)."""
         p, py, out = self.preset, sys.executable, str(self.work / stage.key)
         # SFT and distillation take cpu|gpu: vLLM only matters to the RL launcher (and evaluation).
         machine = p.machine if stage.kind == "rl" or p.machine != "vllm" else "gpu"
         common = ["--machine", machine, "--out", out, "--seed", str(stage.seed)]
-        start = str(self.model_dir(stage.deps[0], build)) if stage.deps else None
+        # A model_zoo input goes by name, so the launchers pick their per-model presets (tiny: lr, batch).
+        dep = self.stages[stage.deps[0]] if stage.deps else None
+        start = None if dep is None else dep.zoo if dep.kind == "zoo" else str(self.model_dir(dep.key))
         if stage.kind == "sft":
             return [py, "-m", "recipes.sft", *common, "--model", start, "--data", str(self.data[stage.criteria]),
                     *stage.args]
@@ -238,8 +238,8 @@ def run_stage(matrix: Matrix, stage: Stage, log) -> tuple[bool, float]:
         return True, json.loads(marker.read_text()).get("wall_s", 0.0)
     start = time.perf_counter()
     try:
-        cmd = matrix.command(stage)  # resolves (builds) the model_zoo inputs
-        path = matrix.model_dir(stage.key)
+        cmd = matrix.command(stage)
+        path = matrix.model_dir(stage.key)  # builds a model_zoo stage's model
     except Exception as exc:  # an input that cannot be had: this stage and its dependents fail
         log(f"  {stage.key} failed: {type(exc).__name__}: {exc}")
         return False, time.perf_counter() - start
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.dry_run:
         for stage in matrix.stages.values():
-            cmd = matrix.command(stage, build=False)
+            cmd = matrix.command(stage)
             print(f"{stage.key:28s} " + (shlex.join(cmd) if cmd else f"model_zoo {stage.zoo}"))
         return 0
 

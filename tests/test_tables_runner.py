@@ -33,7 +33,7 @@ def test_every_stage_comes_after_its_inputs(matrix):
 
 
 def test_rl_commands_start_from_the_right_model_and_data(matrix, tmp_path):
-    cmd = {k: matrix.command(s, build=False) for k, s in matrix.stages.items()}
+    cmd = {k: matrix.command(s) for k, s in matrix.stages.items()}
 
     def opt(c, name):
         return c[c.index(name) + 1]
@@ -41,19 +41,19 @@ def test_rl_commands_start_from_the_right_model_and_data(matrix, tmp_path):
     sam = cmd["grpo_sam-s1"]
     assert sam[1:3] == ["-m", "recipes.launch"] and "--save-hf" in sam
     assert opt(sam, "--config") == "grpo_sam" and opt(sam, "--seed") == "1"
-    assert opt(sam, "--model") == "<model_zoo tiny-sft>"
+    assert opt(sam, "--model") == "tiny-sft"
     assert opt(sam, "--data-dir") == str(tmp_path / "data")
     assert "algorithm.sam.variant=negative_only" in cmd["grpo_sam_negative_only-s0"]
     assert opt(cmd["grpo-s0"], "--config") == "grpo"
     free = cmd["grpo_free-s0"]
-    assert opt(free, "--model") == "<model_zoo tiny-sft-free>" and opt(free, "--data-dir") == str(tmp_path / "data-free")
-    assert opt(cmd["grpo_sam_no_warmup-s0"], "--model") == "<model_zoo tiny>"
+    assert opt(free, "--model") == "tiny-sft-free" and opt(free, "--data-dir") == str(tmp_path / "data-free")
+    assert opt(cmd["grpo_sam_no_warmup-s0"], "--model") == "tiny"
     student = cmd["student-s1"]
     assert student[1:3] == ["-m", "recipes.distill"]
     assert opt(student, "--teacher") == str(tmp_path / "work" / "grpo_sam-s1" / "hf")
     assert opt(student, "--pool") == str(tmp_path / "pool.parquet")
     label_only = cmd["sft_label_only-s0"]
-    assert "--label-only" in label_only and opt(label_only, "--model") == "<model_zoo tiny>"
+    assert "--label-only" in label_only and opt(label_only, "--model") == "tiny"
     assert cmd["warmup"] is None and cmd["base"] is None  # model_zoo builds, in-process
 
 
@@ -73,7 +73,7 @@ def test_rl_stage_commands_compose_and_pass_the_start_up_checks(matrix, tmp_path
     tiny = str(resolve_model("tiny"))
     data_dir = tmp_path / "data"
     for key in ("grpo-s0", "grpo_sam_first_error-s0"):
-        argv = matrix.command(matrix.stages[key], build=False)[3:]
+        argv = matrix.command(matrix.stages[key])[3:]
         argv[argv.index("--model") + 1] = tiny
         assert argv[argv.index("--data-dir") + 1] == str(data_dir)
         assert launch.main([*argv, "--dry-run"]) == 0
@@ -90,7 +90,8 @@ def test_a_failed_stage_is_reported_with_its_log(matrix, tmp_path):
     messages = []
     ok, _ = run_stage(matrix, stage, messages.append)
     assert not ok
-    assert "sft_label_only-s0 failed" in messages[0] and "no-such-model" in messages[0]
+    assert "sft_label_only-s0 failed (exit" in messages[0] and "stage.log" in messages[0]
+    assert "no-such-model" in (tmp_path / "work" / "sft_label_only-s0" / "stage.log").read_text()
     assert not (tmp_path / "work" / "sft_label_only-s0" / "done.json").exists()
 
 
@@ -103,7 +104,7 @@ def test_dry_run_lists_every_stage(tmp_path):
     plan = out.stdout[re.search(r"^base ", out.stdout, re.M).start():]  # after the data generation messages
     keys = [line.split()[0] for line in plan.splitlines() if line.strip()]
     assert keys[:3] == ["base", "warmup", "warmup_free"] and len(keys) == 3 + 2 + len(RL_RUNS)
-    assert "student-s0" in keys and "model_zoo tiny-sft" in plan
+    assert "student-s0" in keys and "--model tiny-sft " in plan
     data = tmp_path / "cache" / "data"
     for folder in ("benchmark-en-pool128", "benchmark-en-free_form"):  # every split written, none rejected
         summary = __import__("json").loads((data / folder / "summary.json").read_text())
