@@ -283,8 +283,19 @@ def evaluate_stage(matrix: Matrix, stage: Stage) -> dict[str, dict]:
     return results
 
 
+def portable(obj):
+    """``obj`` with paths inside the checkout made relative to it: results are committed."""
+    if isinstance(obj, str):
+        return obj.replace(str(REPO) + os.sep, "")
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [portable(v) for v in obj]
+    return obj
+
+
 def records_for(stage: Stage, metrics: dict[str, dict]) -> list[dict]:
-    return [{"table": table, "method": name, "seed": stage.seed, "split": split, "metrics": metrics[split]}
+    return [{"table": table, "method": name, "seed": stage.seed, "split": split, "metrics": portable(metrics[split])}
             for table, name in TABLE_ENTRIES[stage.model] for split in SPLITS]
 
 

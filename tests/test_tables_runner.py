@@ -66,6 +66,14 @@ def test_records_put_a_model_into_each_of_its_tables(matrix):
     assert all(r["seed"] == 1 and r["metrics"]["split"] == r["split"] for r in records)
 
 
+def test_records_carry_no_paths_of_the_checkout(matrix):
+    model = str(REPO / ".cache" / "models" / "tiny")
+    metrics = {split: {"accuracy": 0.5, "model": model, "data": "/elsewhere/x.parquet"} for split in SPLITS}
+    record = records_for(matrix.stages["base"], metrics)[0]
+    assert record["metrics"]["model"] == ".cache/models/tiny"
+    assert record["metrics"]["data"] == "/elsewhere/x.parquet"  # outside the checkout: left as given
+
+
 def test_rl_stage_commands_compose_and_pass_the_start_up_checks(matrix, tmp_path):
     """Each RL run's overrides compose with verl's config and pass SAM's checks (launcher dry run)."""
     from model_zoo import resolve_model
