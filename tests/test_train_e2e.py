@@ -37,7 +37,7 @@ def launch(out, steps, *overrides):
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    metrics, log = launch(out, STEPS, f"trainer.save_freq={STEPS}")
+    metrics, log = launch(out, STEPS, "--save-hf", "--seed", "3")
     return out, metrics, log
 
 
@@ -65,6 +65,25 @@ def test_weights_change_and_reach_the_rollout(first_run):
     assert len(syncs) >= STEPS
     checksums = [s["checksum"] for s in syncs]
     assert len(set(checksums)) == len(checksums), "a training step did not change the rollout's weights"
+
+
+def test_trained_actor_is_merged_into_a_hf_folder(first_run):
+    """--save-hf: verl's model merger turns the last actor checkpoint into a loadable model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from model_zoo import resolve_model
+
+    out, _, _ = first_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["hf_model"] == str(out / "hf")
+    trained = AutoModelForCausalLM.from_pretrained(out / "hf", dtype=torch.float32)
+    start = AutoModelForCausalLM.from_pretrained(resolve_model("tiny-sft"), dtype=torch.float32)
+    a, b = trained.state_dict(), start.state_dict()
+    assert a.keys() == b.keys()
+    assert any(not torch.equal(a[k], b[k]) for k in a), "the merged model has the starting weights"
+    script = (out / "command.sh").read_text()
+    assert "data.seed=3" in script and "actor_rollout_ref.rollout.seed=3" in script
 
 
 def test_resume_from_checkpoint(first_run):
