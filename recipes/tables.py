@@ -390,13 +390,16 @@ def main(argv: list[str] | None = None) -> int:
             times.append({"key": stage.key, "model": stage.model, "seed": stage.seed,
                           "status": "skipped (an input failed)", "wall_s": 0.0})
             continue
+        reused = (work / stage.key / "done.json").exists()
         ok, wall = run_stage(matrix, stage, tqdm.write)
-        status = "done" if ok else "failed"
+        status = ("done in an earlier run" if reused else "done") if ok else "failed"
         if ok:
             eval_start = time.perf_counter()
+            cached = all((work / "eval" / stage.key / split / "metrics.json").exists() for split in SPLITS)
             try:
                 records += records_for(stage, evaluate_stage(matrix, stage))
-                status += f", evaluated in {time.perf_counter() - eval_start:.0f} s"
+                status += ", evaluated in an earlier run" if cached else \
+                    f", evaluated in {time.perf_counter() - eval_start:.0f} s"
             except Exception as exc:  # the model stays usable by later stages; its rows are missing
                 status = f"trained; evaluation failed: {type(exc).__name__}: {exc}"
                 eval_failed.add(stage.key)
