@@ -256,7 +256,16 @@ def run_sft(model: str | Path, train_file: Path, out: Path, steps: int | None = 
         threads = threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
         env_add = {**backend_env("cpu"), "OMP_NUM_THREADS": str(threads)}
     steps = steps if steps is not None else preset["steps"]
-    cmd = build_command(model_path, train_file, out, steps, [*preset["overrides"], *seed_overrides],
+    epoch_overrides = []
+    if steps:
+        # verl's SFT trainer stops at the end of its epochs even before total_training_steps, and
+        # then saves no checkpoint: give it enough epochs for the steps asked for.
+        import pyarrow.parquet as pq
+
+        per_epoch = pq.ParquetFile(train_file).metadata.num_rows // train_batch_size(model_name, list(overrides))
+        epoch_overrides = [f"trainer.total_epochs={max(1, -(-steps // max(1, per_epoch)))}"]
+    cmd = build_command(model_path, train_file, out, steps,
+                        [*preset["overrides"], *seed_overrides, *epoch_overrides],
                         machine_overrides(machine), list(overrides), experiment=experiment)
 
     metrics_log = fresh_metrics_log(out)

@@ -70,6 +70,24 @@ def test_label_only_data(tmp_path):
     assert out[0]["messages"][:2] == prompt
 
 
+def test_enough_epochs_for_the_steps_asked_for(tmp_path):
+    """verl's SFT trainer ends with its last epoch, saving nothing, even before total_training_steps."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recipes.sft import run_sft
+
+    messages = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "<answer>1</answer>"}]
+    src = tmp_path / "small.parquet"
+    pq.write_table(pa.Table.from_pylist([{"messages": messages}] * 22), src)  # 5 batches of 4 per epoch
+    for steps, epochs in ((5, 1), (6, 2), (200, 40)):
+        cmd = run_sft("tiny", src, tmp_path / f"run{steps}", steps=steps, machine="cpu", dry_run=True)["command"]
+        assert f"trainer.total_epochs={epochs}" in cmd and f"trainer.total_training_steps={steps}" in cmd
+    cmd = run_sft("tiny", src, tmp_path / "run8", steps=8, machine="cpu", dry_run=True,
+                  overrides=["data.train_batch_size=11"])["command"]  # 2 batches per epoch
+    assert "trainer.total_epochs=4" in cmd
+
+
 @pytest.mark.slow
 def test_sft_warmup_runs_on_cpu_and_merges(tmp_path):
     out = tmp_path / "sft"
