@@ -64,6 +64,11 @@ def validate_run_config(config: Any) -> SamSettings | None:
     if estimator != ESTIMATOR:
         return None
     settings = SamSettings.from_algorithm(algorithm)
+    if not _get(_get(config, "trainer"), "use_v1", True):
+        raise SamConfigError(
+            "algorithm.adv_estimator=sam needs verl's v1 trainer (trainer.use_v1=true): "
+            "SAM's step data reaches the estimator through the v1 trainer mode "
+            f"{TRAINER_MODE!r}")
     if trainer_mode != TRAINER_MODE:
         raise SamConfigError(
             f"algorithm.adv_estimator=sam needs trainer.v1.trainer_mode={TRAINER_MODE} "

@@ -1,4 +1,4 @@
-"""verl plugin: registers SAM's estimator, reward manager and trainer mode.
+"""verl plugin: registers SAM's estimator, reward manager, trainer mode and start-up check.
 
 verl imports this module in every process that imports verl (entry point in
 group ``verl.plugins``; or ``VERL_USE_EXTERNAL_MODULES=sam_advantage.plugin``).
@@ -18,7 +18,7 @@ def register() -> None:
     from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
     from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
 
-    from sam_advantage import estimator, reward_manager, trainer
+    from sam_advantage import estimator, reward_manager, startup_check, trainer
     from sam_advantage.config import ESTIMATOR, TRAINER_MODE
     from sam_advantage.config import REWARD_MANAGER as MANAGER_NAME
 
@@ -29,6 +29,8 @@ def register() -> None:
         is reward_manager.SamStepRewardManager,
         f"trainer mode '{TRAINER_MODE}'": TRAINER_REGISTRY.get(TRAINER_MODE) is trainer.SamPPOTrainer,
     }
+    startup_check.register()
+    checks["start-up check (Hydra search path plugin)"] = startup_check.registered()
     broken = [name for name, ok in checks.items() if not ok]
     if broken:
         raise RuntimeError(f"sam_advantage plugin: registration failed for {broken}")

@@ -43,10 +43,49 @@ def test_recipes_compose_with_verl_ppo_trainer():
     (["reward.reward_manager.name=naive"], "reward.reward_manager.name=sam_steps"),
     (["algorithm.sam.variant=bogus"], "unknown SAM variant"),
     (["~algorithm.sam"], "needs an 'algorithm.sam' section"),
+    (["trainer.use_v1=false"], "trainer.use_v1=true"),
 ])
 def test_misconfigured_runs_fail_fast(overrides, message):
     with pytest.raises(SamConfigError, match=message):
         validate_run_config(recipe("grpo_sam", overrides))
+
+
+@pytest.mark.parametrize("config, overrides, message", [
+    # verl's own config, SAM asked for by one override
+    ([], ["algorithm.adv_estimator=sam"], "needs an 'algorithm.sam' section"),
+    ([], ["algorithm.adv_estimator=sam", "+algorithm.sam.variant=symmetric"], "trainer.v1.trainer_mode=sam"),
+    ([], ["algorithm.adv_estimator=grpo_typo"], "not a registered advantage estimator"),
+    # the project's recipe switched back to verl's stock trainer modes
+    (["--config-path", str(RECIPES), "--config-name", "grpo_sam"], ["trainer.v1.trainer_mode=sync"],
+     "trainer.v1.trainer_mode=sam"),
+    (["--config-path", str(RECIPES), "--config-name", "grpo_sam"], ["trainer.use_v1=false"],
+     "trainer.use_v1=true"),
+])
+def test_main_ppo_rejects_a_miswired_run_before_ray_starts(tmp_path, config, overrides, message):
+    """The real `python -m verl.trainer.main_ppo`: the plugin's Hydra callback stops it in the driver."""
+    proc = subprocess.run([sys.executable, "-m", "verl.trainer.main_ppo", *config, *overrides,
+                           f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-2000:]
+    assert "Config error" in out and message in out, out[-2000:]
+    assert "ray init kwargs" not in out  # verl prints this just before ray.init()
+
+
+def test_startup_check_passes_valid_runs_and_other_apps():
+    from omegaconf import OmegaConf
+
+    from sam_advantage.startup_check import SamStartupCheck, is_ppo_config, registered
+
+    assert registered()
+    check = SamStartupCheck()
+    for name in ("grpo_sam", "grpo"):
+        cfg = recipe(name)
+        assert is_ppo_config(cfg)
+        assert check.on_job_start(config=cfg, task_function=None) is None
+    assert not is_ppo_config(OmegaConf.create({"algorithm": {"adv_estimator": "sam"}}))
+    with pytest.raises(SystemExit, match="trainer.v1.trainer_mode=sam"):
+        check.on_job_start(config=recipe("grpo_sam", ["trainer.v1.trainer_mode=sync"]), task_function=None)
 
 
 @pytest.mark.parametrize("first_import", [
