@@ -6,16 +6,10 @@ import argparse
 import os
 import sys
 
+from evaluation.arguments import positive_int
 from evaluation.evaluator import DEFAULT_MAX_NEW_TOKENS
 from evaluation.generation import BACKENDS, DEVICES
 from evaluation.scoring import MODES
-
-
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,9 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a Hugging Face model folder, or a built-in model name (tiny, smollm2)")
     ap.add_argument("--data", required=True, help="an RL parquet written by data_prep")
     ap.add_argument("--out", default=None, help="report folder (default: <cache>/eval/<model>__<data>)")
-    ap.add_argument("--max-examples", type=_positive, default=None, help="evaluate the first N rows only")
-    ap.add_argument("--batch-size", type=_positive, default=16, help="prompts per generate call (hf backend)")
-    ap.add_argument("--max-new-tokens", type=_positive, default=None,
+    ap.add_argument("--max-examples", type=positive_int, default=None, help="evaluate the first N rows only")
+    ap.add_argument("--batch-size", type=positive_int, default=16, help="prompts per generate call (hf backend)")
+    ap.add_argument("--max-new-tokens", type=positive_int, default=None,
                     help=f"default: {DEFAULT_MAX_NEW_TOKENS['generate']} (generate), "
                          f"{DEFAULT_MAX_NEW_TOKENS['classify']} (classify)")
     ap.add_argument("--backend", choices=BACKENDS, default="auto",
@@ -41,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--mode", choices=MODES, default="generate",
                     help="generate: criteria-guided reasoning scored by the reward; "
                          "classify: a student that writes the label directly")
-    ap.add_argument("--threads", type=_positive, default=None,
+    ap.add_argument("--threads", type=positive_int, default=None,
                     help="CPU threads for torch (default: torch's choice); 1 is often fastest "
                          "on a machine shared with other jobs")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")

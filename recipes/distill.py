@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from evaluation.arguments import positive_int
+
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
 DEFAULT_MAX_NEW_TOKENS = 1024
@@ -225,13 +227,6 @@ def _label_in_child(kwargs: dict, env: Mapping[str, str]) -> int:
 # -- the CLI --------------------------------------------------------------------------------------
 
 
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m recipes.distill", description=__doc__.splitlines()[0])
     p.add_argument("--teacher", help="the teacher: a HF folder (or a model_zoo name); needed to label")
@@ -239,21 +234,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--student", default=None, help="tiny | smollm2 | a HF folder (default: tiny on CPU, "
                    "smollm2 on GPU)")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--max-pool", type=_positive, default=None, help="label the first N pool rows only")
-    p.add_argument("--steps", type=_positive, default=None,
+    p.add_argument("--max-pool", type=positive_int, default=None, help="label the first N pool rows only")
+    p.add_argument("--steps", type=positive_int, default=None,
                    help="student SFT steps (default: recipes.sft's: 50 for tiny, else the recipe's epochs)")
     p.add_argument("--seed", type=int, default=None, help="the student's data order (see recipes.sft --seed)")
     p.add_argument("--machine", default="auto", choices=("auto", "cpu", "gpu"))
     p.add_argument("--backend", default="auto", choices=("auto", "hf", "vllm"),
                    help="the teacher's generation backend (auto: vllm when installed and on a GPU)")
-    p.add_argument("--batch-size", type=_positive, default=16, help="teacher prompts per generate call (hf)")
-    p.add_argument("--max-new-tokens", type=_positive, default=DEFAULT_MAX_NEW_TOKENS,
+    p.add_argument("--batch-size", type=positive_int, default=16, help="teacher prompts per generate call (hf)")
+    p.add_argument("--max-new-tokens", type=positive_int, default=DEFAULT_MAX_NEW_TOKENS,
                    help="the teacher's token limit per judgement")
     p.add_argument("--accept-malformed", action="store_true",
                    help="keep a label whose response is malformed elsewhere (a step missing, a bad verdict)")
     p.add_argument("--stage", default="all", choices=STAGES,
                    help="label: only label the pool; train: only train on an earlier stage's labels")
-    p.add_argument("--threads", type=_positive, default=None,
+    p.add_argument("--threads", type=positive_int, default=None,
                    help="CPU only: torch threads (default: $OMP_NUM_THREADS, else 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar while labelling")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for the student's SFT trainer, applied last")

@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from recipes.runner import fresh_metrics_log, run_logged, write_command
+from recipes.runner import (fresh_metrics_log, last_checkpoint, merge_checkpoint, read_metrics, run_logged,
+                            write_command)
 
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
@@ -134,13 +135,7 @@ def check_config(config_name: str, overrides: list[str]) -> None:
 
 
 def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None = None) -> dict:
-    rows = []
-    if metrics_log.exists():
-        for line in metrics_log.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut off by an interrupted run
+    rows = read_metrics(metrics_log)
     train = [r for r in rows if any(k.startswith("actor/") for k in r["data"])]
     val = {k: v for r in rows for k, v in r["data"].items() if k.startswith("val-core/")}
 
@@ -212,11 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     code = run_logged(cmd, env, out / "train.log", cwd=REPO)
     hf_dir = None
     if code == 0 and args.save_hf:
-        from recipes.sft import last_checkpoint, merge_checkpoint
-
         ckpt = last_checkpoint(out / "checkpoints") / "actor"
         print(f"merging {ckpt} into {out / 'hf'} ...", flush=True)
-        hf_dir = merge_checkpoint(ckpt, out / "hf", env, base_model=model)
+        hf_dir = merge_checkpoint(ckpt, out / "hf", env, base_model=model, cwd=REPO)
     summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start, hf_dir)
     print(json.dumps(summary, indent=2))
     if code != 0:

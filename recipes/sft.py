@@ -33,12 +33,12 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from recipes.runner import fresh_metrics_log, run_logged, write_command
+from recipes.runner import (fresh_metrics_log, last_checkpoint, merge_checkpoint, read_metrics, run_logged,
+                            write_command)
 
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
@@ -118,49 +118,6 @@ def build_command(model: Path, train_file: Path, out: Path, steps: int | None, p
     launcher = [str(torchrun)] if torchrun.exists() else [sys.executable, "-m", "torch.distributed.run"]
     return [*launcher, "--standalone", "--nnodes", "1", "--nproc_per_node", "1", "-m", "verl.trainer.sft_trainer",
             "--config-path", str(RECIPES), "--config-name", CONFIG_NAME, *overrides]
-
-
-def last_checkpoint(ckpt_dir: Path) -> Path:
-    tracker = ckpt_dir / "latest_checkpointed_iteration.txt"
-    if not tracker.exists():
-        raise FileNotFoundError(f"no checkpoint tracker in {ckpt_dir}")
-    step = int(tracker.read_text().strip())
-    path = ckpt_dir / f"global_step_{step}"
-    if not path.is_dir():
-        raise FileNotFoundError(path)
-    return path
-
-
-def merge_checkpoint(ckpt: Path, target: Path, env: dict[str, str], base_model: Path | None = None) -> Path:
-    """verl's FSDP checkpoint -> a Hugging Face folder.
-
-    verl's merger writes bf16 weights; when the base model is stored in another dtype,
-    the merged folder is re-saved in that dtype (the bf16 rounding stays).
-    """
-    cmd = [sys.executable, "-m", "verl.model_merger", "merge", "--backend", "fsdp",
-           "--local_dir", str(ckpt), "--target_dir", str(target)]
-    subprocess.run(cmd, env=env, cwd=REPO, check=True)
-    if base_model is not None:
-        base_dtype = json.loads((base_model / "config.json").read_text()).get("dtype")
-        merged_dtype = json.loads((target / "config.json").read_text()).get("dtype")
-        if base_dtype and merged_dtype and base_dtype != merged_dtype:
-            import torch
-            from transformers import AutoModelForCausalLM
-
-            model = AutoModelForCausalLM.from_pretrained(target, dtype=getattr(torch, base_dtype))
-            model.save_pretrained(target)
-    return target
-
-
-def read_metrics(path: Path) -> list[dict]:
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut off by an interrupted run
-    return rows
 
 
 def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None, extra: dict | None = None) -> dict:
@@ -283,7 +240,7 @@ def run_sft(model: str | Path, train_file: Path, out: Path, steps: int | None = 
     if code == 0:
         ckpt = last_checkpoint(out / "checkpoints")
         print(f"merging {ckpt} into {out / 'hf'} ...", flush=True)
-        hf_dir = merge_checkpoint(ckpt, out / "hf", env, base_model=model_path)
+        hf_dir = merge_checkpoint(ckpt, out / "hf", env, base_model=model_path, cwd=REPO)
     summary = summarize(metrics_log, out, time.perf_counter() - start, hf_dir, {**info, "exit_code": code})
     print(json.dumps(summary, indent=2))
     if code != 0:

@@ -209,6 +209,11 @@ def test_distill_cli_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         distill.main(["--out", str(tmp_path / "a"), "--teacher", "t", "--pool", str(tmp_path / "p.parquet")])
     assert "does not exist" in capsys.readouterr().err
+    for flag, value, message in (("--steps", "0", "must be >= 1, got 0"),
+                                 ("--batch-size", "two", "expected an integer, got 'two'")):
+        with pytest.raises(SystemExit):
+            distill.main(["--out", str(tmp_path / "a"), "--teacher", "t", "--pool", "p", flag, value])
+        assert f"argument {flag}: {message}" in capsys.readouterr().err
     # --stage train needs an earlier stage's labels
     assert distill.main(["--out", str(tmp_path / "b"), "--stage", "train", "--machine", "cpu"]) == 2
     assert "run --stage label first" in capsys.readouterr().err

@@ -244,6 +244,9 @@ def test_cli_classify_mode(bench, tiny, tmp_path, capsys):
     assert f"report: {out}" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         eval_main(["--model", str(tiny), "--data", "x.parquet", "--mode", "nope"])
+    with pytest.raises(SystemExit):
+        eval_main(["--model", str(tiny), "--data", "x.parquet", "--max-examples", "-3"])
+    assert "argument --max-examples: must be >= 1, got -3" in capsys.readouterr().err
 
 
 # -- training curves ----------------------------------------------------------------------------
