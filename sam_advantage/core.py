@@ -112,11 +112,12 @@ def compute_sam_advantage_and_keep(
         return advantages, scalars, keep
 
 
-# Rows per chunk of shifted int64 step ids (16 MB): one reused buffer instead of
-# a B*T temporary, few enough chunks that per-op thread start-up stays small.
-# Measured on 2 cores (benchmarks/bench_sam.py): 2**16..2**20 elements were
-# slower, and a single whole-batch temporary (2**22 here) several times slower.
-_CHUNK_ELEMENTS = 1 << 21
+# Elements per chunk of shifted int64 step ids (4 MB): the buffer stays in cache
+# between the shift and the gather, and no allocation is large enough for the C
+# allocator to map fresh pages (and fault them in) on every call. Measured on
+# 2 cores (benchmarks/bench_sam.py, docs/measurements.md): 2**18..2**20 alike,
+# 2**21 twice as slow (and it slowed the GRPO baseline timed after it too).
+_CHUNK_ELEMENTS = 1 << 19
 
 
 def _gather_shifted(table: torch.Tensor, step_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:

@@ -103,6 +103,22 @@ def test_step_ids_are_not_modified():
     torch.testing.assert_close(a, b)
 
 
+def test_chunked_gather_matches_one_whole_batch_gather(monkeypatch):
+    """Several row chunks and a short last one give exactly the unchunked result."""
+    from sam_advantage import core
+
+    gen = torch.Generator().manual_seed(0)
+    b, t, k = 11, 7, 3
+    table = torch.randn(b, k + 1, generator=gen)
+    step_ids = torch.randint(-1, k, (b, t), generator=gen)
+    mask = (torch.rand(b, t, generator=gen) > 0.2).float()
+    expected = table.gather(1, step_ids + 1) * mask
+    monkeypatch.setattr(core, "_CHUNK_ELEMENTS", 3 * t)  # chunks of 3 rows: 3+3+3+2
+    assert torch.equal(core._gather_shifted(table, step_ids, mask), expected)
+    monkeypatch.setattr(core, "_CHUNK_ELEMENTS", 1)  # one row per chunk
+    assert torch.equal(core._gather_shifted(table, step_ids, mask), expected)
+
+
 def test_metrics_count_masked_tokens():
     index = np.array(["g", "g"], dtype=object)
     adv, scalars, _ = compute_sam_advantage_and_keep(rewards(1.0, 0.0), MASK, index, STEP_IDS.clone(),
