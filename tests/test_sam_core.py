@@ -119,6 +119,28 @@ def test_chunked_gather_matches_one_whole_batch_gather(monkeypatch):
     assert torch.equal(core._gather_shifted(table, step_ids, mask), expected)
 
 
+def _partition(codes):
+    first = {}
+    return [first.setdefault(int(c), len(first)) for c in codes]
+
+
+@pytest.mark.parametrize("index", [
+    np.array(["b", "a", "b", "c", "a"], dtype=object),   # verl's uids
+    np.array(["b", "a", "b", "c", "a"]),                  # numpy unicode array
+    ["b", "a", "b", "c", "a"],                            # a list: verl's helper
+    torch.tensor([7, 3, 7, 9, 3]),                        # a tensor: verl's helper
+    np.array(["b", None, "b", None, 1], dtype=object),    # mixed: verl's helper
+])
+def test_group_index_groups_like_verl(index):
+    from verl.utils.groupwise import as_torch_index
+
+    from sam_advantage.core import group_index
+
+    got = group_index(index, torch.device("cpu"))
+    assert got.dtype == torch.long and got.shape == (5,)
+    assert _partition(got) == _partition(as_torch_index(index, device="cpu"))
+
+
 def test_metrics_count_masked_tokens():
     index = np.array(["g", "g"], dtype=object)
     adv, scalars, _ = compute_sam_advantage_and_keep(rewards(1.0, 0.0), MASK, index, STEP_IDS.clone(),
