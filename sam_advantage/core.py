@@ -131,8 +131,8 @@ def compute_sam_advantage_and_keep(
 
 
 # Elements per chunk of shifted int64 step ids (4 MB): the buffer stays in cache
-# between the shift and the gather, and no allocation is large enough for the C
-# allocator to map fresh pages (and fault them in) on every call. Measured on
+# between the shift and the gather, and it is small enough that the C allocator
+# does not map fresh pages for it (and fault them in) on every call. Measured on
 # 2 cores (benchmarks/bench_sam.py, docs/measurements.md): 2**18..2**20 alike,
 # 2**21 twice as slow (and it slowed the GRPO baseline timed after it too).
 _CHUNK_ELEMENTS = 1 << 19
