@@ -49,10 +49,14 @@ def test_grpo_sam_trains_and_validates(first_run):
         for key in ("sam/masked_frac_pos", "sam/masked_frac_neg", "sam/step_acc",
                     "relevance/format_error_rate", "relevance/acc"):
             assert key in data, (step, sorted(data))
-        assert data["actor/grad_norm"] > 0
+        # a step whose groups all got equal rewards has zero advantages and so no gradient
+        # (seen on CI: every reward of step 1 was 0); any other step must move the actor
+        no_signal = data["critic/advantages/max"] == data["critic/advantages/min"] == 0
+        assert (data["actor/grad_norm"] == 0) if no_signal else (data["actor/grad_norm"] > 0), (step, data)
         # rollout log-probs agree with the actor's: the rollout runs the actor's weights
         assert data["training/rollout_probs_diff_valid"] == 1
         assert data["training/rollout_probs_diff_mean"] < 0.05
+    assert any(d["actor/grad_norm"] > 0 for d in metrics.values()), "no step moved the actor"
     assert any(d["sam/masked_frac"] > 0 for d in metrics.values()), "SAM never masked a token"
     assert "val-core/grm_relevance/acc/mean@1" in metrics[STEPS]
     summary = json.loads((out / "summary.json").read_text())
