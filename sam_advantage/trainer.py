@@ -19,9 +19,10 @@ import transfer_queue as tq
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
-from sam_advantage.config import ESTIMATOR, TRAINER_MODE, validate_run_config
+from sam_advantage.config import ESTIMATOR, TRAINER_MODE, poll_interval_s, validate_run_config
 from sam_advantage.estimator import StepData, step_data_context
 from sam_advantage.reward_manager import CORRECT_KEY, RANGES_KEY
+from verl_backend.patches import set_replay_buffer_poll_interval
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,11 @@ class SamPPOTrainer(PPOTrainerSync):
     @trainer_mode.setter
     def trainer_mode(self, value: str) -> None:
         pass
+
+    def _build_replay_buffer(self):
+        buffer = super()._build_replay_buffer()
+        set_replay_buffer_poll_interval(buffer, poll_interval_s(self.config))
+        return buffer
 
     def _compute_advantage(self, batch, metrics: dict):
         infos = _reward_extra_infos(batch)

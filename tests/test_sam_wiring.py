@@ -195,3 +195,32 @@ def test_trainer_mode_advantage_reads_transfer_queue(ray_session, estimator):
     assert metrics["relevance/format_error_rate"] == 0.0
     assert metrics["relevance/acc"] == 0.5
     tq.kv_clear(keys=meta.keys, partition_id="train")
+
+
+def test_poll_interval_reaches_verls_replay_buffer():
+    """trainer.v1.sam.poll_interval_s is set on the buffer verl's own _build_replay_buffer makes."""
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+
+    from sam_advantage.trainer import SamPPOTrainer
+
+    for overrides, expected in (([], 0.1), (["trainer.v1.sam.poll_interval_s=0.25"], 0.25)):
+        trainer = SamPPOTrainer.__new__(SamPPOTrainer)  # no workers: only the buffer is built
+        trainer.config = recipe("grpo_sam", overrides)
+        buffer = trainer._build_replay_buffer()
+        assert type(buffer) is ReplayBuffer and buffer.poll_interval == expected
+    # what the key replaces: verl's own default (a 2 s floor under every generation)
+    import inspect
+    assert inspect.signature(ReplayBuffer.__init__).parameters["poll_interval"].default == 2.0
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_poll_interval_must_be_positive(value):
+    with pytest.raises(SamConfigError, match="poll_interval_s must be > 0"):
+        validate_run_config(recipe("grpo", [f"trainer.v1.sam.poll_interval_s={value}"]))
+
+
+def test_poll_interval_setter_refuses_a_foreign_buffer():
+    from verl_backend.patches import set_replay_buffer_poll_interval
+
+    with pytest.raises(RuntimeError, match="no poll_interval"):
+        set_replay_buffer_poll_interval(object(), 0.1)

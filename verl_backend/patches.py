@@ -14,6 +14,9 @@ rest below has no public hook, so it is patched here, for verl 0.9.1 only
      its process group with ``verl.utils.distributed.initialize_global_process_group``,
      which hard-codes the same ``"cpu:gloo,<device>:<backend>"`` string as (1). We
      start it with plain ``gloo`` and return what the original returns.
+* The replay buffer's poll interval (the ``sam`` trainer mode, every machine): verl's
+  v1 trainer builds its ``ReplayBuffer`` with the constructor's default of 2 s and
+  no config key; ``set_replay_buffer_poll_interval`` sets it on the built buffer.
 * HF rollout (``rollout.name=hf``): the weight-sync adapter is looked up in the
   private ``verl.workers.rollout.base._ROLLOUT_REGISTRY`` (no public register
   function exists), see ``register_rollout_adapter``. Adding a key is inert
@@ -136,3 +139,21 @@ def register_rollout_adapter(name: str, adapter_fqn: str) -> None:
         _applied.add(f"rollout_adapter:{name}")
 
     when_imported("verl.workers.rollout.base", register)
+
+
+# --- Trainer -------------------------------------------------------------------------------
+
+
+def set_replay_buffer_poll_interval(buffer, seconds: float) -> None:
+    """Set how often verl's v1 ``ReplayBuffer`` polls TransferQueue for finished rollouts.
+
+    verl 0.9.1 reads ``buffer.poll_interval`` in its sampling loop
+    (``ReplayBuffer._wait_for_next_poll``); an unknown buffer fails loudly.
+    """
+    require_supported_verl()
+    if not hasattr(buffer, "poll_interval") or not hasattr(buffer, "_wait_for_next_poll"):
+        raise RuntimeError(f"{type(buffer).__name__} has no poll_interval: this is not verl "
+                           f"{SUPPORTED_VERL_VERSION}'s ReplayBuffer; set trainer.v1.sam.poll_interval_s "
+                           "only with the built-in sampler")
+    buffer.poll_interval = float(seconds)
+    _applied.add("replay_buffer_poll_interval")
