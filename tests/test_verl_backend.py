@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -304,6 +305,7 @@ PROBE = """
     from verl.workers.rollout.replica import RolloutReplicaRegistry
     import verl.workers.engine_workers as ew
     import verl.workers.engine.fsdp.transformer_impl as ti
+    from verl.workers.engine.base import EngineRegistry
     from verl_backend.patches import applied_patches
     result = {
         "platforms": list(PlatformRegistry.registered_names()),
@@ -338,6 +340,7 @@ def test_verl_platform_cpu_selects_the_cpu_platform_and_patches():
         dist_backend=torch.distributed.get_backend(), device_id=str(get_device_id()),
         pin_memory=ti.CPUOffloadPolicy(pin_memory=True).pin_memory, mem=dev.mem_get_info()[1] > 0,
         engine_device=os.environ.get("VERL_ENGINE_DEVICE"),
+        engine=EngineRegistry.get_engine_cls("language_model", "fsdp2").__name__,
     )
     print(json.dumps(result))
     """
@@ -348,7 +351,8 @@ def test_verl_platform_cpu_selects_the_cpu_platform_and_patches():
     assert result["backend"] == result["dist_backend"] == "gloo"
     assert result["device_id"] == "cpu" and result["mem"]
     assert result["pg_patched"] and result["offload_patched"] and result["pin_memory"] is False
-    assert result["engine_device"] == "cuda"
+    # verl's FSDP engine with the LM head on response positions, registered when verl imports it
+    assert result["engine_device"] == "cpu" and result["engine"] == "CPULMHeadEngine"
 
 
 def test_version_guard():
@@ -394,14 +398,60 @@ def test_overrides_per_machine(monkeypatch):
                      "+actor_rollout_ref.model.override_config.attn_implementation=sdpa"):
         assert expected in cpu
     assert "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_PLATFORM='cpu'" in cpu  # a string for Ray
+    # the CPU speed settings apply on the cpu machine only: GPU runs keep verl's defaults
+    assert set(overrides.CPU_SPEED_OVERRIDES) <= set(cpu)
+    assert not set(overrides.CPU_SPEED_OVERRIDES) & set(gpu)
     env = overrides.backend_env("cpu")
-    assert env["VERL_PLATFORM"] == "cpu" and env["VERL_ENGINE_DEVICE"] == "cuda"
+    assert env["VERL_PLATFORM"] == "cpu" and env["VERL_ENGINE_DEVICE"] == "cpu"
     monkeypatch.setenv("VERL_USE_EXTERNAL_MODULES", "a.b,verl_backend.plugin")
     assert overrides.backend_env("cpu")["VERL_USE_EXTERNAL_MODULES"] == "verl_backend.plugin,a.b"
     assert "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='verl_backend.plugin,a.b'" in (
         overrides.backend_overrides("cpu"))
     with pytest.raises(ValueError):
         overrides.backend_overrides("tpu")
+
+
+def test_cpu_speed_overrides_compose_into_verls_config():
+    """Every CPU speed override is a key verl reads, with the value it needs, in the composed config."""
+    from hydra import compose, initialize_config_dir
+    from verl.utils.config import omega_conf_to_dataclass
+
+    recipes = Path(__file__).resolve().parents[1] / "recipes"
+    with initialize_config_dir(config_dir=str(recipes), version_base=None):
+        cfg = compose(config_name="grpo_sam", overrides=overrides.backend_overrides("cpu") + [
+            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8"])
+    arr = cfg.actor_rollout_ref
+    assert arr.rollout.dtype == "float32"
+    for role in (arr.actor, arr.ref):
+        assert dict(role.fsdp_config.mixed_precision) == dict.fromkeys(
+            ("param_dtype", "reduce_dtype", "buffer_dtype"), "fp32")
+        assert role.fsdp_config.use_torch_compile is False
+    assert arr.model.enable_gradient_checkpointing is False
+    assert cfg.algorithm.rollout_correction.bypass_mode is True
+    actor = omega_conf_to_dataclass(arr.actor)
+    # verl's bypass loss is PPO-clip with no IS weights and no rejection: the vanilla loss
+    assert actor.policy_loss.loss_mode == "bypass_mode" and actor.calculate_entropy is True
+    assert actor.policy_loss.rollout_correction.loss_type == "ppo_clip"
+    assert actor.policy_loss.rollout_correction.rollout_rs is None
+    assert cfg.ray_kwargs.ray_init.include_dashboard is False
+    assert dict(cfg.ray_kwargs.ray_init._system_config) == {
+        "prestart_worker_first_driver": False, "enable_worker_prestart": False}
+
+
+def test_bypass_loss_equals_the_vanilla_ppo_loss():
+    """With old log-probs from the rollout, verl's bypass_mode loss is its vanilla PPO-clip loss."""
+    from verl.trainer.ppo.core_algos import get_policy_loss_fn
+    from verl.workers.config import ActorConfig, PolicyLossConfig
+
+    torch.manual_seed(0)
+    old, new = torch.randn(4, 16) * 0.1 - 2, torch.randn(4, 16) * 0.1 - 2
+    adv, mask = torch.randn(4, 16), (torch.rand(4, 16) > 0.2).float()
+    config = ActorConfig(strategy="fsdp2", ppo_micro_batch_size_per_gpu=1, rollout_n=1,
+                         policy_loss=PolicyLossConfig(loss_mode="bypass_mode"))
+    bypass, metrics = get_policy_loss_fn("bypass_mode")(old, new, adv, mask, "token-mean", config)
+    vanilla, _ = get_policy_loss_fn("vanilla")(old, new, adv, mask, "token-mean", config)
+    assert torch.allclose(bypass, vanilla)
+    assert "rollout_corr/kl" in metrics and "rollout_corr/log_ppl_abs_diff" in metrics
 
 
 def test_detect_machine(monkeypatch):
@@ -415,3 +465,76 @@ def test_detect_machine(monkeypatch):
     assert overrides.detect_machine() == "gpu"
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: object() if n == "vllm" else real_find_spec(n, *a))
     assert overrides.detect_machine() == "vllm"
+
+
+# --- the cpu training engine -------------------------------------------------------------------
+
+
+def _engine_micro_batch(prompt_lens, response_lens, temperature, vocab=3000, seed=0):
+    """A micro-batch as verl's engine worker hands it over: nested (jagged) token ids."""
+    from tensordict import TensorDict
+    from verl.utils import tensordict_utils as tu
+    from verl.utils.dataset.dataset_utils import DatasetPadMode
+
+    gen = torch.Generator().manual_seed(seed)
+    prompts = [torch.randint(3, vocab, (p,), generator=gen) for p in prompt_lens]
+    responses = [torch.randint(3, vocab, (r,), generator=gen) for r in response_lens]
+    jagged = lambda ts: torch.nested.nested_tensor(ts, layout=torch.jagged)  # noqa: E731
+    seqs = [torch.cat([p, r]) for p, r in zip(prompts, responses)]
+    batch = TensorDict({
+        "input_ids": jagged(seqs), "position_ids": jagged([torch.arange(len(s)) for s in seqs]),
+        "prompts": jagged(prompts), "responses": jagged(responses),
+        "temperature": torch.full((len(seqs),), temperature)}, batch_size=len(seqs))
+    tu.assign_non_tensor(batch, use_remove_padding=False, calculate_entropy=True, pad_mode=DatasetPadMode.NO_PADDING)
+    return batch
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_cpu_engine_logprobs_equal_verls_at_every_response_position(tiny_path, temperature):
+    """The cpu engine's log-probs and entropy are verl's own, computed from far fewer logits."""
+    from types import SimpleNamespace
+
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
+    from verl.workers.utils.padding import no_padding_2_padding
+
+    from verl_backend.cpu_engine import CPULMHeadEngine
+
+    model = load_model(tiny_path)
+    engine = CPULMHeadEngine.__new__(CPULMHeadEngine)  # the two methods under test need no FSDP set-up
+    engine.pad_to_length = False
+    engine.engine_config = SimpleNamespace(entropy_checkpointing=False)
+    batch = _engine_micro_batch([37, 12, 25, 40], [9, 30, 1, 17], temperature)
+
+    inputs, args = FSDPEngineWithLMHead.prepare_model_inputs(engine, batch)
+    with torch.no_grad():
+        full = model(**inputs)
+        theirs = FSDPEngineWithLMHead.prepare_model_outputs(engine, full, args, batch, None)
+        inputs, args = engine.prepare_model_inputs(batch)
+        assert inputs["logits_to_keep"] == 40 + 17 - 12 + 1  # width - shortest prompt + 1
+        tail = model(**inputs)
+        assert tail.logits.shape[1] < full.logits.shape[1]
+        ours = engine.prepare_model_outputs(tail, args, batch, None)
+    for key in ("log_probs", "entropy"):
+        a, b = no_padding_2_padding(ours[key], batch), no_padding_2_padding(theirs[key], batch)
+        mask = torch.nested.to_padded_tensor(batch["responses"], padding=-1) >= 0
+        assert torch.allclose(a[mask], b[mask], atol=1e-5), key
+
+
+def test_cpu_engine_leaves_other_batches_to_verl(tiny_path):
+    """SFT batches (no prompts) and remove-padding batches take verl's own code path."""
+    from types import SimpleNamespace
+
+    from verl.utils import tensordict_utils as tu
+
+    from verl_backend.cpu_engine import KEPT, CPULMHeadEngine
+
+    engine = CPULMHeadEngine.__new__(CPULMHeadEngine)
+    engine.pad_to_length = False
+    engine.engine_config = SimpleNamespace(entropy_checkpointing=False)
+    batch = _engine_micro_batch([5, 8], [3, 4], 1.0)
+    del batch["prompts"]
+    inputs, args = engine.prepare_model_inputs(batch)
+    assert "logits_to_keep" not in inputs and KEPT not in args
+    batch = _engine_micro_batch([5, 8], [3, 4], 1.0)
+    tu.assign_non_tensor(batch, use_fused_kernels=True)
+    assert not __import__("verl_backend.cpu_engine", fromlist=["_plain_batch"])._plain_batch(batch)

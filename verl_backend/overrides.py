@@ -24,6 +24,33 @@ PLUGIN_MODULE = "verl_backend.plugin"
 # actors and verl's workers cannot all be scheduled and the run hangs.
 CPU_RAY_NUM_CPUS = 32
 
+# Where a CPU step's time went (docs/measurements.md, "Training on CPU: where the time goes").
+CPU_SPEED_OVERRIDES = [
+    # fp32 compute, rollout and actor: bf16 matmuls on CPUs without bf16 units (AVX2, most
+    # AVX-512) are emulated and several times slower; verl's defaults are bf16 for both.
+    "actor_rollout_ref.rollout.dtype=float32",
+    *(f"+actor_rollout_ref.{role}.fsdp_config.mixed_precision.{k}=fp32"
+      for role in ("actor", "ref") for k in ("param_dtype", "reduce_dtype", "buffer_dtype")),
+    # verl torch.compiles its entropy kernel: an inductor C++ build on the first step, on 2 cores.
+    "actor_rollout_ref.actor.use_torch_compile=false",
+    "actor_rollout_ref.actor.fsdp_config.use_torch_compile=false",
+    "actor_rollout_ref.ref.fsdp_config.use_torch_compile=false",
+    # Activation checkpointing trades a second forward pass for memory small models do not need.
+    "actor_rollout_ref.model.enable_gradient_checkpointing=false",
+    # Old log-probs from the rollout (verl's bypass mode) instead of a second forward pass of the
+    # actor: the HF rollout samples with the actor's own weights in fp32, so they are the same
+    # numbers. The actor's loss is still PPO-clip (loss_mode bypass_mode, loss_type ppo_clip),
+    # and it logs the rollout/actor agreement every step (actor/rollout_corr/*).
+    "algorithm.rollout_correction.bypass_mode=true",
+    "actor_rollout_ref.actor.policy_loss.loss_mode=bypass_mode",
+    "actor_rollout_ref.actor.calculate_entropy=true",  # the recompute pass logged it; now the update does
+    # Ray prestarts one Python worker per declared CPU (32 here, see CPU_RAY_NUM_CPUS) and runs
+    # a dashboard: processes that cost start-up time and memory and are never used.
+    "+ray_kwargs.ray_init.include_dashboard=false",
+    "+ray_kwargs.ray_init._system_config.prestart_worker_first_driver=false",
+    "+ray_kwargs.ray_init._system_config.enable_worker_prestart=false",
+]
+
 
 def detect_machine() -> Machine:
     """``vllm`` if a GPU and vLLM are there, ``gpu`` if only a GPU is, else ``cpu``."""
@@ -58,8 +85,8 @@ def backend_env(machine: Machine) -> dict[str, str]:
         return {
             "VERL_PLATFORM": PLATFORM_NAME,
             "VERL_USE_EXTERNAL_MODULES": _external_modules(),
-            # The FSDP engine class is registered for "cuda"; it runs on CPU tensors as well.
-            "VERL_ENGINE_DEVICE": "cuda",
+            # verl's FSDP engine with the LM head on response positions only (verl_backend.cpu_engine).
+            "VERL_ENGINE_DEVICE": PLATFORM_NAME,
         }
     return {}
 
@@ -105,6 +132,7 @@ def backend_overrides(machine: Machine, n_gpus: int = 1) -> list[str]:
         # FSDP1 needs a GPU; FSDP2 runs over gloo.
         "actor_rollout_ref.actor.strategy=fsdp2",
         "actor_rollout_ref.ref.strategy=fsdp2",
+        *CPU_SPEED_OVERRIDES,
         # Through Ray's runtime env too: workers of a Ray started elsewhere do not inherit our environment.
         *(f"+ray_kwargs.ray_init.runtime_env.env_vars.{k}={_hydra_str(v)}" for k, v in backend_env("cpu").items()),
     ]

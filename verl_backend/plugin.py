@@ -40,9 +40,16 @@ def _register_cpu_platform() -> None:
             f"verl resolved its platform ({type(current).__name__}) before verl_backend loaded; "
             "load verl_backend through verl's plugin hooks"
         )
-    # verl picks its FSDP engine class by device; the CUDA one works on CPU tensors.
-    os.environ.setdefault("VERL_ENGINE_DEVICE", "cuda")
+    # verl picks its FSDP engine class by device: ours for "cpu" (verl_backend.cpu_engine).
+    os.environ.setdefault("VERL_ENGINE_DEVICE", PLATFORM_NAME)
+    when_imported("verl.workers.engine.fsdp.transformer_impl", _register_cpu_engines)
     patches.apply_cpu_patches()
+
+
+def _register_cpu_engines(transformer_impl: ModuleType) -> None:
+    from verl_backend import cpu_engine
+
+    cpu_engine.register()
 
 
 def _load_hf_replica():
