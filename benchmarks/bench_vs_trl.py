@@ -13,7 +13,8 @@ TRL cannot be installed beside verl 0.9.1, see that script). They run one after 
 --rounds), each as a whole process tree, and the script prints per side:
 
 * median step time over steps 2..N (step 1 warms up), and its min and max;
-* start-up: from the command's start to the beginning of step 1;
+* start-up: from the command's start to the beginning of step 1, and step 1's own time
+  (processes that verl starts lazily, at the first step, count there);
 * wall time of the whole command, and peak RSS summed over all its processes
   (sampled every 0.25 s; shared pages count once per process, as `ps` shows them);
 
@@ -70,7 +71,7 @@ def run_measured(cmd: list[str], log: Path, poll_steps) -> dict:
         raise SystemExit(f"no training step was recorded; see {log}")
     durations = [steps[s][1] - steps[s][0] for s in sorted(steps) if s > 1]
     return {"wall_s": wall, "startup_s": steps[1][0] - started, "steps": len(steps),
-            "step_s": durations, "peak_rss_gib": peak / 2**30}
+            "first_step_s": steps[1][1] - steps[1][0], "step_s": durations, "peak_rss_gib": peak / 2**30}
 
 
 def verl_side(args, model: Path, out: Path) -> dict:
@@ -114,6 +115,7 @@ def verl_side(args, model: Path, out: Path) -> dict:
     # durations from verl's own timer (the arrival times only place step 1's start)
     timed = steps()
     result["step_s"] = [timed[s] for s in sorted(timed) if s > 1]
+    result["first_step_s"] = timed[1]
     phases = {}
     for line in metrics.read_text().splitlines():
         rec = json.loads(line)
@@ -182,18 +184,19 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\n{args.prompts} prompts x {args.n} responses, <= {args.max_new_tokens} new tokens, "
           f"{args.steps} steps, model {model.name}; median (min-max) over steps 2..{args.steps} and rounds")
-    print(f"{'':<16}{'step s':>22}{'start-up s':>22}{'wall s':>22}{'peak RSS GiB':>22}")
+    print(f"{'':<16}{'step s':>22}{'start-up s':>22}{'step 1 s':>22}{'wall s':>22}{'peak RSS GiB':>22}")
     summary = {}
     for side, runs in results.items():
         if not runs:
             continue
         cols = {"step": [s for r in runs for s in r["step_s"]], "startup": [r["startup_s"] for r in runs],
-                "wall": [r["wall_s"] for r in runs], "rss": [r["peak_rss_gib"] for r in runs]}
+                "first": [r["first_step_s"] for r in runs], "wall": [r["wall_s"] for r in runs],
+                "rss": [r["peak_rss_gib"] for r in runs]}
         summary[side] = {k: statistics.median(v) for k, v in cols.items()}
         print(f"{side:<16}" + "".join(f"{fmt(v):>22}" for v in cols.values()))
     if len(summary) == 2:
         a, b = summary["project (verl)"], summary["TRL"]
-        print(f"{'ratio verl/TRL':<16}" + "".join(f"{a[k] / b[k]:>22.2f}" for k in ("step", "startup", "wall", "rss")))
+        print(f"{'ratio verl/TRL':<16}" + "".join(f"{a[k] / b[k]:>22.2f}" for k in ("step", "startup", "first", "wall", "rss")))
     for run in results["project (verl)"]:
         print("project phases (median s, steps 2..N): "
               + ", ".join(f"{k.split('/', 1)[1]} {v:.2f}" for k, v in run["phases"].items()))

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=args.lr, beta=0.0, temperature=1.0, top_p=1.0,
         # the project's CPU path runs without activation checkpointing: the same here
         gradient_checkpointing=False,
+        lr_scheduler_type="constant",  # verl's default: no decay over the run
         logging_steps=1, report_to="none", save_strategy="no", dataloader_num_workers=0,
     )
     trainer = GRPOTrainer(model=args.model, reward_funcs=relevance_reward,
