@@ -95,10 +95,10 @@ def test_main_ppo_trains_two_grpo_steps_on_cpu(tmp_path):
     for data in steps.values():
         assert data["timing_s/gen"] > 0 and data["perf/total_num_tokens"] > 0
         assert data["response_length/mean"] > 0
-        # Rollout log-probs (from the hf server) agree with the actor's recomputation.
-        assert data["training/rollout_probs_diff_valid"] == 1
-        assert data["rollout_corr/log_ppl_abs_diff"] < 0.05
-        assert data["training/rollout_actor_probs_pearson_corr"] > 0.99
+        # The old log-probs are the hf server's (verl's bypass mode); the actor checks them
+        # against its own log-probs of the same tokens before it steps.
+        assert abs(data["actor/rollout_corr/kl"]) < 0.01
+        assert data["actor/rollout_corr/log_ppl_abs_diff"] < 0.05
 
     # The server logs each weight sync: one at start-up, then one after every step.
     syncs = [ast.literal_eval(m) for m in re.findall(r"weight sync (\{.*?\})", text)]
