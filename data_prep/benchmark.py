@@ -523,22 +523,31 @@ def _generate_split(name: str, size: int, cfg: BenchmarkConfig, seen: set, longt
     labels = _balanced_labels(size, rng)
     for i, label in enumerate(tqdm(labels, desc=f"{name} ({cfg.lang})", disable=not cfg.progress,
                                    unit="row", leave=False)):
-        for _attempt in range(50):
-            row = gen.make(label)
-            key = (row["query"], row["title"], row["content"])
-            if key not in seen:  # no exact duplicate pair across the whole benchmark
-                seen.add(key)
-                break
-        else:
-            raise RuntimeError(f"split {name}: could not draw a new distinct pair for label {label}")
-        derived = criteria.label_from_verdicts(row["step_gold"])
-        if derived != label:  # construction and criteria must agree, always
-            raise AssertionError(f"row plan {row['case']} gives verdicts {row['step_gold']} -> {derived}, "
-                                 f"not label {label}")
+        row = draw_new_row(gen, label, seen, criteria, f"split {name}")
         row["id"] = f"{cfg.lang}-s{cfg.seed}-{name}-{i:06d}"
         row["reasoning"] = None
         rows.append(row)
     return rows
+
+
+def draw_new_row(gen: _SplitGenerator, label: int, seen: set, criteria: Criteria, where: str,
+                 plan: dict | None = None, query: str | None = None) -> dict:
+    """A row of ``label`` whose pair is not in ``seen`` (then added); ``query`` replaces its query text."""
+    for _attempt in range(50):
+        row = gen.make(label, plan)
+        if query is not None:
+            row["query"] = query
+        key = (row["query"], row["title"], row["content"])
+        if key not in seen:  # no exact duplicate pair across the whole benchmark
+            seen.add(key)
+            break
+    else:
+        raise RuntimeError(f"{where}: could not draw a new distinct pair for label {label}")
+    derived = criteria.label_from_verdicts(row["step_gold"])
+    if derived != label:  # construction and criteria must agree, always
+        raise AssertionError(f"row plan {row['case']} gives verdicts {row['step_gold']} -> {derived}, "
+                             f"not label {label}")
+    return row
 
 
 _POOL_HIDDEN = ("label", "step_gold", "reasoning", "case", "note_entity", "note_domain", "note_category",

@@ -62,7 +62,7 @@ def generate_ranking_split(name: str, n_queries: int, n_candidates: int, cfg: "B
     for q in range(n_queries):
         for _attempt in range(50):
             plan = _query_plan(gen, rng)
-            group = _candidates(gen, plan, n_candidates, rng, seen, criteria, f"{name} query {q}")
+            group = _candidates(gen, plan, n_candidates, rng, seen, criteria, f"split {name} query {q}")
             if group[0]["query"] not in queries:
                 break
             for row in group:  # a query text met before: give its pairs back, draw another query
@@ -79,23 +79,12 @@ def generate_ranking_split(name: str, n_queries: int, n_candidates: int, cfg: "B
 
 def _candidates(gen, plan: dict, n: int, rng: random.Random, seen: set, criteria: "Criteria",
                 where: str) -> list[dict]:
+    from data_prep.benchmark import draw_new_row
+
     labels = [LEVELS[i % len(LEVELS)] for i in range(n)]
     rng.shuffle(labels)
     group: list[dict] = []
     for label in labels:
-        for _attempt in range(50):
-            row = gen.make(label, plan)
-            if group:  # one query text for the whole group (the renderer words each draw anew)
-                row["query"] = group[0]["query"]
-            key = (row["query"], row["title"], row["content"])
-            if key not in seen:
-                seen.add(key)
-                break
-        else:
-            raise RuntimeError(f"{where}: could not draw a new distinct note for label {label}")
-        derived = criteria.label_from_verdicts(row["step_gold"])
-        if derived != label:  # construction and criteria must agree, always
-            raise AssertionError(f"row plan {row['case']} gives verdicts {row['step_gold']} -> {derived}, "
-                                 f"not label {label}")
-        group.append(row)
+        # One query text for the whole group (the renderer words each draw anew).
+        group.append(draw_new_row(gen, label, seen, criteria, where, plan, group[0]["query"] if group else None))
     return group

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from evaluation.arguments import positive_int
+from evaluation.arguments import offline_torch, positive_int
 from evaluation.evaluator import DEFAULT_MAX_NEW_TOKENS
 from evaluation.generation import BACKENDS, DEVICES
 from evaluation.scoring import MODES
@@ -48,11 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local folders only: never reach a hub
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    offline_torch(args.threads)
     from evaluation.evaluator import evaluate
 
     m = evaluate(args.model, args.data, args.out, max_examples=args.max_examples,

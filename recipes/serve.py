@@ -32,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from evaluation.arguments import positive_int
+from evaluation.arguments import error_exit, offline_torch, positive_int
 
 REJECTED_FILE, SUMMARY_FILE = "rejected.jsonl", "summary.json"
 
@@ -178,11 +178,7 @@ def serve(model: str, input_path: str | os.PathLike, out: str | os.PathLike, *, 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local folders only: never reach a hub
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    offline_torch(args.threads)
     from data_prep.criteria import CriteriaError
     from data_prep.readers import InputError
     from data_prep.records import Limits
@@ -194,12 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                         batch_size=args.batch_size, chunk_rows=args.chunk_rows, device=args.device,
                         limits=Limits(max_query_chars=args.max_query_chars, max_note_chars=args.max_note_chars),
                         progress=not args.no_progress)
-    except (InputError, CriteriaError, ScorerError, ModelZooError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # the output folder cannot be written
-        print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+    except (InputError, CriteriaError, ScorerError, ModelZooError, ValueError, OSError) as exc:
+        return error_exit(exc, args.out)  # OSError: the output folder cannot be written
     print(f"scored {summary['rows_scored']} pairs, rejected {summary['rows_rejected']} "
           f"{summary['rejected_by_reason']} -> {args.out}")
     print(f"  predicted labels {summary['predicted_labels']}; {summary['pairs_per_s']} pairs/s "
