@@ -120,7 +120,7 @@ def evaluate(
             raise RuntimeError(f"the generator returned {len(generations)} responses for {len(rows)} prompts")
         records = score_all(rows, [g.text for g in generations], mode, reward_kwargs)
         for rec, gen in zip(records, generations):
-            rec["num_tokens"], rec["truncated"] = gen.num_tokens, gen.truncated
+            rec["num_tokens"], rec["truncated"], rec["logprob"] = gen.num_tokens, gen.truncated, gen.logprob
     model_path = generator.model_path
 
     n = len(records)

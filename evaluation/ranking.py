@@ -8,8 +8,9 @@
   level of at least ``relevant_min`` (default 2: the subject matches and the need is met); a
   query without a relevant candidate is left out of MRR.
 * Order: by the ranking key, highest first. Scorers rank by E[y]; generative models by their
-  label, then by the response's log-probability when there is one. Candidates with equal keys
-  keep their order in the file (the ranking splits shuffle the candidates' levels).
+  label, then by the response's mean token log-probability when there is one (greedy
+  decoding). Candidates with equal keys keep their order in the file (the ranking splits
+  shuffle the candidates' levels).
 """
 
 from __future__ import annotations

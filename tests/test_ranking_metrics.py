@@ -92,3 +92,30 @@ def test_evaluation_cli_reports_ranking_on_a_ranking_split(tmp_path, capsys):
     assert r["ndcg@10"] == pytest.approx(expected["ndcg@10"]) and r["mrr"] == pytest.approx(expected["mrr"])
     assert 0 < r["ndcg@5"] <= 1 and 0 < r["mrr"] <= 1
     assert "NDCG@10" in capsys.readouterr().out and "## Ranking (3 queries" in (out / "summary.md").read_text()
+
+
+def test_greedy_generation_records_the_mean_token_log_probability():
+    """The log-probability that orders equal labels is the model's own: recomputed here from one
+    teacher-forced pass over prompt + response."""
+    import torch
+
+    from evaluation.generation import SamplingConfig, load_generator
+    from model_zoo import resolve_model
+
+    gen = load_generator(str(resolve_model("tiny")), "hf", "cpu", batch_size=3)
+    prompts = [gen.tokenizer(t)["input_ids"] for t in ("query: hotpot", "a longer query about ramen in tokyo", "x")]
+    outs = gen.generate(prompts, SamplingConfig(max_new_tokens=6), progress=False)
+    for ids, out in zip(prompts, outs):
+        new = gen.tokenizer(out.text, add_special_tokens=False)["input_ids"]
+        assert out.logprob is not None and out.logprob < 0
+        # Re-tokenising the text may differ from the generated ids; use the ids generate produced.
+        with torch.inference_mode():
+            full = gen.model.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False,
+                                      pad_token_id=gen.tokenizer.pad_token_id)[0].tolist()
+            tokens = full[len(ids):][:out.num_tokens]
+            logits = gen.model(torch.tensor([ids + tokens])).logits[0].float()
+        logp = torch.log_softmax(logits, -1)
+        own = [logp[len(ids) - 1 + k, t].item() for k, t in enumerate(tokens)]
+        assert out.logprob == pytest.approx(sum(own) / len(own), abs=1e-4), new
+    sampled = gen.generate(prompts[:1], SamplingConfig(max_new_tokens=4, temperature=1.0), progress=False)
+    assert sampled[0].logprob is None
