@@ -34,10 +34,12 @@ from tqdm import tqdm
 from data_prep import benchmark_lexicon as lex
 from data_prep.benchmark_lexicon import ENTITIES, Entity, pick
 from data_prep.criteria import Criteria, load_criteria
+from data_prep.ranking import RANK_SPLITS, generate_ranking_split
 from data_prep.traces import build_trace
 from data_prep.writer import write_splits
 
 SPLITS = ("train", "val", "test_random", "test_longtail")
+LONGTAIL_SPLITS = ("test_longtail", *(s for s, held_out in RANK_SPLITS.items() if held_out))
 LABELS = (3, 2, 1, 0, -1)
 # Step names of the annotation schema (the default criteria's steps).
 STEP_QUERY, STEP_SUBJECT, STEP_NEED, STEP_CONSTRAINTS = "query_analysis", "subject_match", "need", "constraints"
@@ -72,6 +74,8 @@ class BenchmarkConfig:
     test_random_size: int = 2000
     test_longtail_size: int = 2000
     pool_size: int = 0
+    rank_queries: int = 100  # per ranking split (data_prep.ranking)
+    rank_candidates: int = 10
     sft_size: int = 2000
     lang: str = "en"
     criteria: str = "default"  # used for the SFT traces only
@@ -223,18 +227,26 @@ class _SplitGenerator:
                 "domain": domain}
 
     # -- one row ---------------------------------------------------------------
-    def make(self, label: int) -> dict:
+    def make(self, label: int, plan: dict | None = None) -> dict:
+        """One row; with a query ``plan`` (`data_prep.ranking`) only the note is drawn."""
         rng, lang = self.rng, self.lang
         case = self._case(label)
         keyword = None
+        collisions = self.collisions if plan is None else [c for c in self.collisions if c[0] == plan["entity"]]
+        if case == "keyword_collision" and not collisions:
+            case = "unrelated"
         if case == "keyword_collision":
-            subject_id, note_id, keyword = rng.choice(self.collisions)
+            subject_id, note_id, keyword = rng.choice(collisions)
         else:
-            subject_id = rng.choice(self.subjects)
+            subject_id = rng.choice(self.subjects) if plan is None else plan["entity"]
         ent = ENTITIES[subject_id]
-        intent, ctypes = self._query_shape(ent, label)
-        compare_id = self._sibling(subject_id, ()) if intent == "comparison" else None
-        query_values = [self._query_value(ent, t) for t in ctypes]
+        if plan is None:
+            intent, ctypes = self._query_shape(ent, label)
+            compare_id = self._sibling(subject_id, ()) if intent == "comparison" else None
+            query_values = [self._query_value(ent, t) for t in ctypes]
+        else:
+            intent, ctypes, compare_id, query_values = (plan[k] for k in ("intent", "ctypes", "compare_entity",
+                                                                          "query_values"))
 
         # The note's subject (a collision already fixed it) and intent, by case.
         if case in ("exact_match", "constraint_violated", "other_intent"):
@@ -244,7 +256,7 @@ class _SplitGenerator:
         elif case == "sibling":
             note_id = self._sibling(subject_id, [compare_id] if compare_id else [])
             if note_id is None:  # category too small once the comparison partner is out
-                return self.make(label)
+                return self.make(label, plan)
         if case in ("exact_match", "constraint_violated"):
             note_intent = intent
         elif case == "other_intent":
@@ -511,22 +523,31 @@ def _generate_split(name: str, size: int, cfg: BenchmarkConfig, seen: set, longt
     labels = _balanced_labels(size, rng)
     for i, label in enumerate(tqdm(labels, desc=f"{name} ({cfg.lang})", disable=not cfg.progress,
                                    unit="row", leave=False)):
-        for _attempt in range(50):
-            row = gen.make(label)
-            key = (row["query"], row["title"], row["content"])
-            if key not in seen:  # no exact duplicate pair across the whole benchmark
-                seen.add(key)
-                break
-        else:
-            raise RuntimeError(f"split {name}: could not draw a new distinct pair for label {label}")
-        derived = criteria.label_from_verdicts(row["step_gold"])
-        if derived != label:  # construction and criteria must agree, always
-            raise AssertionError(f"row plan {row['case']} gives verdicts {row['step_gold']} -> {derived}, "
-                                 f"not label {label}")
+        row = draw_new_row(gen, label, seen, criteria, f"split {name}")
         row["id"] = f"{cfg.lang}-s{cfg.seed}-{name}-{i:06d}"
         row["reasoning"] = None
         rows.append(row)
     return rows
+
+
+def draw_new_row(gen: _SplitGenerator, label: int, seen: set, criteria: Criteria, where: str,
+                 plan: dict | None = None, query: str | None = None) -> dict:
+    """A row of ``label`` whose pair is not in ``seen`` (then added); ``query`` replaces its query text."""
+    for _attempt in range(50):
+        row = gen.make(label, plan)
+        if query is not None:
+            row["query"] = query
+        key = (row["query"], row["title"], row["content"])
+        if key not in seen:  # no exact duplicate pair across the whole benchmark
+            seen.add(key)
+            break
+    else:
+        raise RuntimeError(f"{where}: could not draw a new distinct pair for label {label}")
+    derived = criteria.label_from_verdicts(row["step_gold"])
+    if derived != label:  # construction and criteria must agree, always
+        raise AssertionError(f"row plan {row['case']} gives verdicts {row['step_gold']} -> {derived}, "
+                             f"not label {label}")
+    return row
 
 
 _POOL_HIDDEN = ("label", "step_gold", "reasoning", "case", "note_entity", "note_domain", "note_category",
@@ -554,6 +575,8 @@ def generate_benchmark(cfg: BenchmarkConfig) -> dict[str, list[dict]]:
                 row[key] = None
             row["constraints"] = [{"type": c["type"], "value": c["value"]} for c in row["constraints"]]
         splits["pool"] = pool
+    for name in RANK_SPLITS if cfg.rank_queries > 0 else ():
+        splits[name] = generate_ranking_split(name, cfg.rank_queries, cfg.rank_candidates, cfg, seen, criteria)
     trace_criteria = load_criteria(cfg.criteria)
     for row in splits["train"][: cfg.sft_size]:
         row["reasoning"] = build_trace(row, trace_criteria, cfg.lang)
@@ -633,14 +656,14 @@ def check_no_leakage(splits: Mapping[str, list[dict]]) -> None:
     also glued as a hashtag) in its query, title, content or tags. Training-
     side queries must not use a held-out intent x constraint composition.
     """
-    longtail = splits.get("test_longtail") or []
+    longtail = [r for s in LONGTAIL_SPLITS for r in splits.get(s) or []]
     held: dict[str, set[str]] = {}
     for row in longtail:
         held.setdefault(row["entity"], set()).add(str(row.get("subject") or ""))
     held_compositions = set(lex.HELDOUT_COMPOSITIONS)
     index = _SurfaceIndex({eid: _surface_forms(eid, extra) for eid, extra in held.items()})
     for split, rows in splits.items():
-        if split == "test_longtail":
+        if split in LONGTAIL_SPLITS:
             continue
         for row in rows:
             for field in ("entity", "note_entity", "compare_entity"):
@@ -773,6 +796,10 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--test-longtail-size", type=int, default=d.test_longtail_size)
     parser.add_argument("--pool-size", type=int, default=d.pool_size,
                         help="unlabelled pairs for distillation (default: none)")
+    parser.add_argument("--rank-queries", type=int, default=d.rank_queries,
+                        help="queries per ranking split (rank_random, rank_longtail); 0: none")
+    parser.add_argument("--rank-candidates", type=int, default=d.rank_candidates,
+                        help="candidate notes per ranking query (>= 5: every level)")
     parser.add_argument("--sft-size", type=int, default=d.sft_size,
                         help="train rows that get a warm-up reasoning trace")
     parser.add_argument("--criteria", default=d.criteria, help="criteria name or YAML path")
@@ -784,7 +811,8 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
     return BenchmarkConfig(seed=args.seed, train_size=args.train_size, val_size=args.val_size,
                            test_random_size=args.test_random_size, test_longtail_size=args.test_longtail_size,
-                           pool_size=args.pool_size, sft_size=args.sft_size, lang=args.lang,
+                           pool_size=args.pool_size, rank_queries=args.rank_queries,
+                           rank_candidates=args.rank_candidates, sft_size=args.sft_size, lang=args.lang,
                            criteria=args.criteria, progress=not args.no_progress)
 
 

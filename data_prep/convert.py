@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from tqdm import tqdm
 
@@ -11,6 +10,7 @@ from data_prep.criteria import DEFAULT_CRITERIA, CriteriaError
 from data_prep.readers import InputError, open_input
 from data_prep.records import DEFAULT_DATA_SOURCE, Limits, check_split_name
 from data_prep.writer import DatasetWriter
+from evaluation.arguments import error_exit
 
 
 def _split_arg(value: str) -> str:
@@ -67,12 +67,8 @@ def run_convert_cli(args: argparse.Namespace) -> int:
             limits=Limits(max_query_chars=args.max_query_chars, max_note_chars=args.max_note_chars),
             unlabelled=args.unlabelled, progress=not args.no_progress,
         )
-    except (InputError, CriteriaError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:  # the output folder cannot be written
-        print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+    except (InputError, CriteriaError, OSError) as exc:  # OSError: the output folder cannot be written
+        return error_exit(exc, args.out)
     print(f"wrote {summary['rows_written']} rows, rejected {summary['rows_rejected']} "
           f"({summary['rejected_by_reason']}) -> {args.out}")
     for split, counts in summary["labels_per_split"].items():

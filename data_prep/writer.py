@@ -70,6 +70,16 @@ def _messages(turns: list[list[str]], roles: tuple[str, ...]) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, values, type=_MESSAGES)
 
 
+def rejected_line(row_number: int, rejection: Rejection, raw: Mapping[str, Any] | None = None) -> str:
+    """One line of rejected.jsonl: row number, id, reason code, detail."""
+    row_id = raw.get("id") if isinstance(raw, Mapping) else rejection.row_id
+    entry = {"row": row_number, "id": row_id, "reason": rejection.reason, "detail": rejection.detail}
+    text = json.dumps(entry, ensure_ascii=False, default=str)
+    if not text.isascii():  # characters some readers take for line breaks stay escaped
+        text = text.translate(_LINE_BREAKS)
+    return text + "\n"
+
+
 class _SplitFile:
     """One output parquet file, buffered as columns and flushed as one row group per chunk."""
 
@@ -215,12 +225,7 @@ class DatasetWriter:
 
     def reject(self, row_number: int, rejection: Rejection, raw: Mapping[str, Any] | None = None) -> None:
         self.reject_counts[rejection.reason] += 1
-        row_id = raw.get("id") if isinstance(raw, Mapping) else rejection.row_id
-        entry = {"row": row_number, "id": row_id, "reason": rejection.reason, "detail": rejection.detail}
-        text = json.dumps(entry, ensure_ascii=False, default=str)
-        if not text.isascii():  # characters some readers take for line breaks stay escaped
-            text = text.translate(_LINE_BREAKS)
-        self._rejected.write(text + "\n")
+        self._rejected.write(rejected_line(row_number, rejection, raw))
 
     def add(self, raw: Mapping[str, Any] | Rejection, row_number: int, split: str = "train") -> bool:
         """Validate and write one row; returns False when it was rejected."""

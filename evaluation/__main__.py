@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from evaluation.arguments import positive_int
+from evaluation.arguments import offline_torch, positive_int
 from evaluation.evaluator import DEFAULT_MAX_NEW_TOKENS
 from evaluation.generation import BACKENDS, DEVICES
 from evaluation.scoring import MODES
@@ -34,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--mode", choices=MODES, default="generate",
                     help="generate: criteria-guided reasoning scored by the reward; "
-                         "classify: a student that writes the label directly")
+                         "classify: a student that writes the label directly; "
+                         "score: the same student read in one forward pass (label distribution, E[y])")
+    ap.add_argument("--ranking", action=argparse.BooleanOptionalAction, default=None,
+                    help="NDCG@5, NDCG@10 and MRR over the rows grouped by query "
+                         "(default: on for the ranking splits rank_random, rank_longtail)")
     ap.add_argument("--threads", type=positive_int, default=None,
                     help="CPU threads for torch (default: torch's choice); 1 is often fastest "
                          "on a machine shared with other jobs")
@@ -44,17 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local folders only: never reach a hub
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    offline_torch(args.threads)
     from evaluation.evaluator import evaluate
 
     m = evaluate(args.model, args.data, args.out, max_examples=args.max_examples,
                  batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                  backend=args.backend, device=args.device, temperature=args.temperature,
-                 top_p=args.top_p, seed=args.seed, mode=args.mode, progress=not args.no_progress)
+                 top_p=args.top_p, seed=args.seed, mode=args.mode, progress=not args.no_progress,
+                 ranking=args.ranking)
 
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.2f}%"
@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"examples {m['n']}  accuracy {pct(m['accuracy'])}  macro-F1 {pct(m['macro_f1'])}  "
           f"step acc {pct(m['step_accuracy'])}  format errors {pct(m['format_error_rate'])}  "
           f"mean reward {m['mean_reward']:.4f}")
+    if m.get("ranking"):
+        r = m["ranking"]
+        print(f"ranking over {r['queries']} queries: NDCG@5 {pct(r['ndcg@5'])}  NDCG@10 {pct(r['ndcg@10'])}  "
+              f"MRR {pct(r['mrr'])}")
     if m["pairs_per_s"]:
         print(f"{m['backend']} on {m['device']}: {m['pairs_per_s']:.2f} pairs/s, "
               f"{1000 * m['latency_s_per_pair']:.1f} ms/pair")

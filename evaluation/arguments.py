@@ -1,4 +1,4 @@
-"""Argument types shared by the project's command lines."""
+"""Argument types and start-up shared by the project's command lines."""
 
 from __future__ import annotations
 
@@ -14,3 +14,28 @@ def positive_int(value: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
     return n
+
+
+def offline_torch(threads: int | None) -> None:
+    """Local model folders only (never reach a hub), and torch's CPU threads when given."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def error_exit(exc: Exception, out: object = None) -> int:
+    """Print a user's mistake as one ``error:`` line on stderr; the exit code 2.
+
+    An OSError (an output folder that cannot be written) is named by its file, else ``out``.
+    """
+    import sys
+
+    if isinstance(exc, OSError):
+        print(f"error: {exc.filename or out}: {exc.strerror or exc}", file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+    return 2

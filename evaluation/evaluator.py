@@ -9,11 +9,12 @@ from typing import Any, Mapping, Sequence
 
 from evaluation import metrics as M
 from evaluation.generation import SamplingConfig, load_generator, render_prompts
+from evaluation.ranking import ranking_metrics
 from evaluation.scoring import MODES, SCORERS, load_rows, row_criteria
 from reward import get_parser
 
 # Defaults per mode: a judgement needs room for four steps; a student writes one label.
-DEFAULT_MAX_NEW_TOKENS = {"generate": 1024, "classify": 8}
+DEFAULT_MAX_NEW_TOKENS = {"generate": 1024, "classify": 8, "score": 1}  # score: no generation
 
 
 def summarize(records: Sequence[Mapping[str, Any]], labels: Sequence[int] = M.LABELS) -> dict[str, Any]:
@@ -69,6 +70,7 @@ def evaluate(
     reward_kwargs: Mapping[str, Any] | None = None,
     progress: bool = True,
     write: bool = True,
+    ranking: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on a labelled RL parquet and return the metrics dict.
 
@@ -79,6 +81,12 @@ def evaluate(
     ``<cache>/eval/<model>__<data>``): metrics.json, summary.md,
     predictions.jsonl, confusion_matrix.png. The metrics dict also holds the
     ``out_dir`` it was written to.
+
+    ``mode="score"`` reads a label-only student in one forward pass per pair
+    (`evaluation.label_scorer`; ``model`` may also be a loaded scorer): no generation, each
+    record also holds ``expected`` (E[y]) and ``probs``. ``ranking`` adds ``metrics["ranking"]``
+    (NDCG@5, NDCG@10, MRR over the rows grouped by query, `evaluation.ranking`); by default it
+    is on for the benchmark's ranking splits (rank_random, rank_longtail).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -93,25 +101,27 @@ def evaluate(
     if not rows:
         raise ValueError(f"{data}: no rows to evaluate")
 
-    if hasattr(model, "generate") and hasattr(model, "tokenizer"):
-        generator = model
+    if mode == "score":
+        generator, records, prompt_ids, gen_seconds, generations = _score_one_pass(
+            model, rows, device, batch_size, reward_kwargs, progress)
     else:
-        from model_zoo import resolve_model
+        if hasattr(model, "generate") and hasattr(model, "tokenizer"):
+            generator = model
+        else:
+            from model_zoo import resolve_model
 
-        generator = load_generator(str(resolve_model(model)), backend, device, batch_size)
+            generator = load_generator(str(resolve_model(model)), backend, device, batch_size)
+        prompt_ids = render_prompts(generator.tokenizer, [row["prompt"] for row in rows])
+        cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+        start = time.perf_counter()
+        generations = generator.generate(prompt_ids, cfg, progress=progress)
+        gen_seconds = time.perf_counter() - start
+        if len(generations) != len(rows):
+            raise RuntimeError(f"the generator returned {len(generations)} responses for {len(rows)} prompts")
+        records = score_all(rows, [g.text for g in generations], mode, reward_kwargs)
+        for rec, gen in zip(records, generations):
+            rec["num_tokens"], rec["truncated"], rec["logprob"] = gen.num_tokens, gen.truncated, gen.logprob
     model_path = generator.model_path
-
-    prompt_ids = render_prompts(generator.tokenizer, [row["prompt"] for row in rows])
-    cfg = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
-    start = time.perf_counter()
-    generations = generator.generate(prompt_ids, cfg, progress=progress)
-    gen_seconds = time.perf_counter() - start
-    if len(generations) != len(rows):
-        raise RuntimeError(f"the generator returned {len(generations)} responses for {len(rows)} prompts")
-
-    records = score_all(rows, [g.text for g in generations], mode, reward_kwargs)
-    for rec, gen in zip(records, generations):
-        rec["num_tokens"], rec["truncated"] = gen.num_tokens, gen.truncated
 
     n = len(records)
     result = summarize(records, _labels_of(rows))
@@ -123,12 +133,12 @@ def evaluate(
         "generation_seconds": gen_seconds,
         "load_seconds": getattr(generator, "load_seconds", None),
         "mean_prompt_tokens": M.mean(len(p) for p in prompt_ids),
-        "mean_response_tokens": M.mean(g.num_tokens for g in generations),
-        "truncated_rate": M.mean(float(g.truncated) for g in generations),
+        "mean_response_tokens": M.mean(g.num_tokens for g in generations) if generations else None,
+        "truncated_rate": M.mean(float(g.truncated) for g in generations) if generations else None,
         "model": str(model_path),
         "data": str(data),
         "mode": mode,
-        "backend": generator.backend,
+        "backend": getattr(generator, "backend", None) or generator.kind,
         "device": generator.device,
         "batch_size": generator.batch_size,
         "max_new_tokens": max_new_tokens,
@@ -137,7 +147,35 @@ def evaluate(
         "seed": seed,
         "reward_kwargs": dict(reward_kwargs or {}),
     })
+    if ranking or (ranking is None and is_ranking_split(rows)):
+        result["ranking"] = ranking_metrics(records, lowest=min(_labels_of(rows)))
     return _write(result, records, out_dir, write)
+
+
+def is_ranking_split(rows: Sequence[Mapping[str, Any]]) -> bool:
+    from data_prep.ranking import RANK_SPLITS
+
+    return bool(rows) and (rows[0].get("extra_info") or {}).get("split") in RANK_SPLITS
+
+
+def _score_one_pass(model: Any, rows, device: str, batch_size: int, reward_kwargs, progress: bool):
+    """(scorer, records, prompt ids, seconds, no generations) of a one-pass scorer over the rows."""
+    from evaluation.label_scorer import load_scorer
+
+    if hasattr(model, "score") and hasattr(model, "tokenizer"):
+        scorer = model
+    else:
+        from model_zoo import resolve_model
+
+        scorer = load_scorer(str(resolve_model(model)), device=device, batch_size=batch_size)
+    prompt_ids = render_prompts(scorer.tokenizer, [row["prompt"] for row in rows])
+    start = time.perf_counter()
+    scores = scorer.score(prompt_ids, progress=progress)
+    seconds = time.perf_counter() - start
+    records = score_all(rows, [f"<answer>{s.label}</answer>" for s in scores], "score", reward_kwargs)
+    for rec, s in zip(records, scores):
+        rec.update(expected=s.expected, probs={str(k): p for k, p in s.probs.items()}, label_mass=s.label_mass)
+    return scorer, records, prompt_ids, seconds, []
 
 
 def score_all(rows: Sequence[Mapping[str, Any]], texts: Sequence[str], mode: str = "generate",

@@ -30,6 +30,23 @@ class Generation:
     text: str
     num_tokens: int  # generated tokens, the stop token included
     truncated: bool  # stopped by max_new_tokens rather than a stop token
+    # Mean log-probability of the generated tokens (greedy HF and vLLM; None when sampling with HF):
+    # what ranks two responses with the same label.
+    logprob: float | None = None
+
+
+class _GreedyLogprobs:
+    """A logits processor that records, per step, the log-probability of the greedy choice
+    (the row's maximum after log-softmax); it leaves the scores unchanged."""
+
+    def __init__(self):
+        self.steps: list = []
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        self.steps.append((scores.max(-1).values - torch.logsumexp(scores.float(), -1)).cpu())
+        return scores
 
 
 def cuda_available() -> bool:
@@ -124,19 +141,27 @@ class HFGenerator:
                 idx = order[start:start + self.batch_size]
                 batch = self.tokenizer.pad({"input_ids": [list(prompt_ids[i]) for i in idx]},
                                            return_tensors="pt").to(self.device)
-                seqs = self.model.generate(**batch, **kwargs)
+                recorder = None if sampling else _GreedyLogprobs()
+                extra = {} if recorder is None else {"logits_processor": [recorder]}
+                seqs = self.model.generate(**batch, **kwargs, **extra)
                 new = seqs[:, batch["input_ids"].shape[1]:].tolist()
-                for i, tokens in zip(idx, new):
-                    out[i] = self._finish(tokens, cfg.max_new_tokens)
+                steps = torch.stack(recorder.steps, 1).tolist() if recorder and recorder.steps else None
+                for row, (i, tokens) in enumerate(zip(idx, new)):
+                    out[i] = self._finish(tokens, cfg.max_new_tokens, steps[row] if steps else None)
                 bar.update(len(idx))
         bar.close()
         return out  # type: ignore[return-value]
 
-    def _finish(self, tokens: list[int], max_new_tokens: int) -> Generation:
+    def _finish(self, tokens: list[int], max_new_tokens: int, step_logprobs: list[float] | None = None
+                ) -> Generation:
         stop = next((k for k, t in enumerate(tokens) if t in self.stop_ids), None)
         kept = tokens if stop is None else tokens[:stop + 1]
         text = self.tokenizer.decode(kept, skip_special_tokens=True)
-        return Generation(text, len(kept), stop is None and len(kept) >= max_new_tokens)
+        logprob = None
+        if step_logprobs and kept:  # steps after this row's stop are padding: left out
+            own = step_logprobs[:len(kept)]
+            logprob = sum(own) / len(own)
+        return Generation(text, len(kept), stop is None and len(kept) >= max_new_tokens, logprob)
 
 
 class VLLMGenerator:
@@ -162,11 +187,13 @@ class VLLMGenerator:
 
         params = SamplingParams(max_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                 top_p=cfg.top_p if cfg.temperature > 0 else 1.0, seed=cfg.seed,
-                                skip_special_tokens=True)
+                                skip_special_tokens=True, logprobs=0)  # 0: the chosen tokens' only
         prompts = [{"prompt_token_ids": list(ids)} for ids in prompt_ids]
         results = self.llm.generate(prompts, params, use_tqdm=progress)
-        return [Generation(r.outputs[0].text, len(r.outputs[0].token_ids),
-                           r.outputs[0].finish_reason == "length") for r in results]
+        return [Generation(o.text, len(o.token_ids), o.finish_reason == "length",
+                           o.cumulative_logprob / len(o.token_ids)
+                           if o.cumulative_logprob is not None and o.token_ids else None)
+                for o in (r.outputs[0] for r in results)]
 
 
 def _stop_ids(generation_config, tokenizer) -> set[int]:

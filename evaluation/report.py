@@ -75,6 +75,12 @@ def summary_markdown(m: Mapping[str, Any]) -> str:
         ("mean response tokens", _fmt(m.get("mean_response_tokens"), digits=5)),
         ("truncated rate", _fmt(m.get("truncated_rate"), pct=True)),
     ]))
+    if m.get("ranking"):
+        r = m["ranking"]
+        parts.append(f"## Ranking ({r['queries']} queries, {_fmt(r['candidates_per_query'])} candidates each)\n")
+        parts.append(_table(["metric", "value"], [
+            ("NDCG@5", _fmt(r["ndcg@5"], pct=True)), ("NDCG@10", _fmt(r["ndcg@10"], pct=True)),
+            (f"MRR (relevant: level >= {r['relevant_min']})", _fmt(r["mrr"], pct=True))]))
     parts.append("## Per class\n")
     parts.append(_table(["label", "precision", "recall", "F1", "support", "predicted"], [
         (lab, _fmt(c["precision"], pct=True), _fmt(c["recall"], pct=True), _fmt(c["f1"], pct=True),

@@ -12,6 +12,8 @@ Two modes:
   ``<answer>L</answer>`` under the free-form criteria (outcome: 1 if the label
   is right). There are no steps; ``format_ok`` means a label was read, and the
   format error of an unreadable response is ``no_label``.
+* ``score``: no generation; a one-pass scorer (`evaluation.label_scorer`) gives the label
+  distribution, and its label is scored as in ``classify``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import pyarrow.parquet as pq
 from reward import compute_score, get_parser, parse_label
 from reward.scoring import parse_ground_truth, resolve_gold
 
-MODES = ("generate", "classify")
+MODES = ("generate", "classify", "score")
 NO_LABEL = "no_label"  # classify mode's format error when no label could be read
 _CLASSIFY_CRITERIA = "free_form"  # answer-only criteria: no steps to check
 
@@ -134,4 +136,5 @@ def _record(row, index, gold, res, steps, text) -> dict[str, Any]:
     return rec
 
 
-SCORERS = {"generate": score_generated, "classify": score_classified}
+# score: a one-pass scorer's label (evaluation.label_scorer), read as a student's answer.
+SCORERS = {"generate": score_generated, "classify": score_classified, "score": score_classified}

@@ -124,3 +124,33 @@ def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 1200, num_traces: in
         return supervised_warmup(base, conversations, tmp, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
 
     return build_once(out_dir, spec, build)
+
+
+def build_tiny_label(out_dir: str | os.PathLike, steps: int = 300, num_rows: int = 512, seed: int = 0,
+                     batch_size: int = 8, lr: float = 6e-3) -> Path:
+    """Build (or reuse) the tiny model trained to write the gold label alone (``<answer>L</answer>``).
+
+    A stand-in for a distilled student in fast checks of label-only scoring (one-pass scorer,
+    serving): it answers in the trained format, whatever its accuracy.
+    """
+    from model_zoo import resolve_model
+
+    base = resolve_model("tiny")
+    spec = {"kind": "tiny-label", "version": WARMUP_VERSION, "steps": steps, "num_rows": num_rows,
+            "seed": seed, "batch_size": batch_size, "lr": lr, "base": str(base.name)}
+
+    def build(tmp: Path) -> dict:
+        from data_prep.benchmark import BenchmarkConfig, generate_benchmark
+        from data_prep.prompt import render_prompt
+        from data_prep.traces import label_only_response
+
+        cfg = BenchmarkConfig(seed=seed, train_size=num_rows, val_size=5, test_random_size=5,
+                              test_longtail_size=5, sft_size=0, progress=False)
+        conversations = [
+            render_prompt(r["query"], r["title"], r["content"], r["tags"])
+            + [{"role": "assistant", "content": label_only_response(r["label"])}]
+            for r in generate_benchmark(cfg)["train"]]
+        return supervised_warmup(base, conversations, tmp, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+
+    return build_once(out_dir, spec, build)
+
