@@ -8,7 +8,7 @@ import sys
 
 from evaluation.arguments import positive_int
 from evaluation.evaluator import DEFAULT_MAX_NEW_TOKENS
-from evaluation.generation import BACKENDS, DEVICES
+from evaluation.generation import BACKENDS, DEVICES, resolve_backend
 from evaluation.scoring import MODES
 
 
@@ -50,11 +50,25 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     from evaluation.evaluator import evaluate
+    from evaluation.scoring import DataError
+    from model_zoo import ModelZooError
 
-    m = evaluate(args.model, args.data, args.out, max_examples=args.max_examples,
-                 batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                 backend=args.backend, device=args.device, temperature=args.temperature,
-                 top_p=args.top_p, seed=args.seed, mode=args.mode, progress=not args.no_progress)
+    try:
+        resolve_backend(args.backend, args.device)  # e.g. --device cuda on a machine without a GPU
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        m = evaluate(args.model, args.data, args.out, max_examples=args.max_examples,
+                     batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                     backend=args.backend, device=args.device, temperature=args.temperature,
+                     top_p=args.top_p, seed=args.seed, mode=args.mode, progress=not args.no_progress)
+    except (DataError, ModelZooError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the report folder cannot be written
+        print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.2f}%"
