@@ -496,28 +496,11 @@ def _directory(tmp_path):
     return path
 
 
-def _csv_with_a_column_twice(tmp_path):
-    path = tmp_path / "twice.csv"
-    path.write_text("query,title,content,label,title\nq,first title,c,3,second title\n", encoding="utf-8")
-    return path
-
-
-def _json_array(tmp_path):
-    path = tmp_path / "pairs.json"
-    path.write_text(json.dumps([row(1), row(2)]), encoding="utf-8")
-    return path
-
-
-def _pretty_json(tmp_path):
-    path = tmp_path / "pretty.jsonl"
-    path.write_text(json.dumps(row(1), indent=2), encoding="utf-8")
-    return path
-
-
-def _empty_jsonl(tmp_path):
-    path = tmp_path / "empty.jsonl"
-    path.write_bytes(b"")
-    return path
+def _file(name: str, content: str):
+    def make(tmp_path):
+        (tmp_path / name).write_text(content, encoding="utf-8")
+        return tmp_path / name
+    return make
 
 
 BAD_FILES = {
@@ -529,11 +512,14 @@ BAD_FILES = {
     "parquet without query": (_parquet_without_query, "cols.parquet: no column(s) query"),
     "csv without header": (_csv_without_header, "noheader.csv: the header row ('r1', 'cheap hotpot'"),
     "empty csv": (_empty_csv, "empty.csv: empty file (no header row)"),
-    "empty jsonl": (_empty_jsonl, "empty.jsonl: empty file (no rows)"),
-    "csv with a column twice": (_csv_with_a_column_twice, "twice.csv: the header names column 'title' twice "
-                                                          "(columns 2 and 5); rename or remove one"),
-    "a JSON array": (_json_array, "pairs.json: a JSON array; convert reads JSON Lines, one object per line"),
-    "pretty-printed JSON": (_pretty_json, "pretty.jsonl: a pretty-printed JSON object; convert reads JSON Lines"),
+    "empty jsonl": (_file("empty.jsonl", ""), "empty.jsonl: empty file (no rows)"),
+    "csv with a column twice": (_file("twice.csv", "query,title,content,label,title\nq,first,c,3,second\n"),
+                                "twice.csv: the header names column 'title' twice (columns 2 and 5); "
+                                "rename or remove one"),
+    "a JSON array": (_file("pairs.json", json.dumps([row(1), row(2)])),
+                     "pairs.json: a JSON array; convert reads JSON Lines, one object per line"),
+    "pretty-printed JSON": (_file("pretty.jsonl", json.dumps(row(1), indent=2)),
+                            "pretty.jsonl: a pretty-printed JSON object; convert reads JSON Lines"),
 }
 
 
