@@ -23,6 +23,7 @@ import functools
 import json
 import random
 import re
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -33,10 +34,11 @@ from tqdm import tqdm
 
 from data_prep import benchmark_lexicon as lex
 from data_prep.benchmark_lexicon import ENTITIES, Entity, pick
-from data_prep.criteria import Criteria, load_criteria
+from data_prep.criteria import Criteria, CriteriaError, load_criteria
 from data_prep.ranking import RANK_SPLITS, generate_ranking_split
 from data_prep.traces import build_trace
-from data_prep.writer import write_splits
+from data_prep.writer import OutputError, write_splits
+from evaluation.arguments import non_negative_int, positive_int
 
 SPLITS = ("train", "val", "test_random", "test_longtail")
 LONGTAIL_SPLITS = ("test_longtail", *(s for s, held_out in RANK_SPLITS.items() if held_out))
@@ -790,18 +792,19 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--lang", choices=lex.LANGS, default=d.lang)
-    parser.add_argument("--train-size", type=int, default=d.train_size)
-    parser.add_argument("--val-size", type=int, default=d.val_size)
-    parser.add_argument("--test-random-size", type=int, default=d.test_random_size)
-    parser.add_argument("--test-longtail-size", type=int, default=d.test_longtail_size)
-    parser.add_argument("--pool-size", type=int, default=d.pool_size,
+    parser.add_argument("--train-size", type=positive_int, default=d.train_size)
+    parser.add_argument("--val-size", type=positive_int, default=d.val_size)
+    parser.add_argument("--test-random-size", type=positive_int, default=d.test_random_size)
+    parser.add_argument("--test-longtail-size", type=positive_int, default=d.test_longtail_size)
+    parser.add_argument("--pool-size", type=non_negative_int, default=d.pool_size,
                         help="unlabelled pairs for distillation (default: none)")
-    parser.add_argument("--rank-queries", type=int, default=d.rank_queries,
+    parser.add_argument("--rank-queries", type=non_negative_int, default=d.rank_queries,
                         help="queries per ranking split (rank_random, rank_longtail); 0: none")
-    parser.add_argument("--rank-candidates", type=int, default=d.rank_candidates,
+    parser.add_argument("--rank-candidates", type=positive_int, default=d.rank_candidates,
                         help="candidate notes per ranking query (>= 5: every level)")
-    parser.add_argument("--sft-size", type=int, default=d.sft_size,
-                        help="train rows that get a warm-up reasoning trace")
+    parser.add_argument("--sft-size", type=non_negative_int, default=None,
+                        help=f"train rows that get a warm-up reasoning trace, at most --train-size "
+                             f"(default: {d.sft_size} or all train rows when fewer)")
     parser.add_argument("--criteria", default=d.criteria, help="criteria name or YAML path")
     parser.add_argument("--jsonl", action="store_true", help="also dump raw rows as JSONL")
     parser.add_argument("--no-progress", action="store_true")
@@ -812,20 +815,66 @@ def config_from_args(args: argparse.Namespace) -> BenchmarkConfig:
     return BenchmarkConfig(seed=args.seed, train_size=args.train_size, val_size=args.val_size,
                            test_random_size=args.test_random_size, test_longtail_size=args.test_longtail_size,
                            pool_size=args.pool_size, rank_queries=args.rank_queries,
-                           rank_candidates=args.rank_candidates, sft_size=args.sft_size, lang=args.lang,
+                           rank_candidates=args.rank_candidates, lang=args.lang,
+                           sft_size=min(BenchmarkConfig.sft_size, args.train_size) if args.sft_size is None
+                           else args.sft_size,
                            criteria=args.criteria, progress=not args.no_progress)
+
+
+# The splits are built in memory: tracemalloc saw a peak of 6-10 KB per row (4k rows).
+_BYTES_PER_ROW = 10_000
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None  # not Linux: no check
+
+
+def size_problem(cfg: BenchmarkConfig, available: int | None = None) -> str | None:
+    """Why these sizes cannot give a benchmark on this machine (checked before generating)."""
+    if cfg.sft_size > cfg.train_size:
+        return (f"--sft-size {cfg.sft_size} is larger than --train-size {cfg.train_size}: "
+                "the warm-up traces are written for train rows")
+    available = _available_memory() if available is None else available
+    rows = sum(cfg.sizes().values()) + cfg.pool_size
+    needed = rows * _BYTES_PER_ROW
+    if available is not None and needed > available:
+        return (f"{rows} rows need about {needed / 2**30:.1f} GiB while generated, and "
+                f"{available / 2**30:.1f} GiB is available; ask for fewer rows (--train-size, --pool-size, ...)")
+    return None
 
 
 def run_benchmark_cli(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    start = time.perf_counter()
-    splits = generate_benchmark(cfg)  # also runs check_no_leakage
-    seconds = time.perf_counter() - start
-    crit = load_criteria(cfg.criteria)
-    summary = write_splits(rows_for_criteria(splits, crit), args.out, criteria=cfg.criteria, lang=cfg.lang)
-    if args.jsonl:
-        write_jsonl(splits, args.out)
-    card = write_card(args.out, splits, cfg, seconds=seconds)
+    problem = size_problem(cfg)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        crit = load_criteria(cfg.criteria)
+        start = time.perf_counter()
+        splits = generate_benchmark(cfg)  # also runs check_no_leakage
+        seconds = time.perf_counter() - start
+        summary = write_splits(rows_for_criteria(splits, crit), args.out, criteria=cfg.criteria, lang=cfg.lang)
+        if args.jsonl:
+            write_jsonl(splits, args.out)
+        card = write_card(args.out, splits, cfg, seconds=seconds)
+    except MemoryError:
+        print(f"error: out of memory while generating {sum(cfg.sizes().values()) + cfg.pool_size} rows; "
+              "ask for fewer rows", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the output folder cannot be written
+        print(f"error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except (CriteriaError, OutputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     sizes = ", ".join(f"{k}={len(v)}" for k, v in splits.items())
     print(f"benchmark ({cfg.lang}, seed {cfg.seed}): {sizes} in {seconds:.1f} s; "
           f"{summary.get('rows_rejected', 0)} rejected; card {card}")

@@ -86,6 +86,9 @@ def _jsonl_rows(path: Path, progress: Progress) -> Iterator[tuple[int, dict | Re
                 last = pos
             try:
                 row = loads(line)
+                # orjson reads integers past 64 bits as floats: json keeps an id or label exact
+                if type(row) is dict and (type(row.get("id")) is float or type(row.get("label")) is float):
+                    row = _slow_json(line, number)
             except (ValueError, RecursionError):
                 row = _slow_json(line, number)
                 if row is None:
@@ -151,6 +154,13 @@ def _open_csv(path: Path, delimiter: str, required: tuple[str, ...]):
         fh.close()
         raise InputError(f"{path}: empty file (no header row)")
     reader.fieldnames = names = [n.strip() for n in names]
+    seen: dict[str, int] = {}
+    for column, name in enumerate(names, start=1):
+        if name in seen:  # DictReader would keep only the last column's values
+            fh.close()
+            raise InputError(f"{path}: the header names column {name!r} twice (columns {seen[name]} "
+                             f"and {column}); rename or remove one")
+        seen[name] = column
     missing = [n for n in required if n not in names]
     if missing:
         fh.close()
@@ -197,7 +207,8 @@ def _parquet_rows(pf, path: Path, progress: Progress, batch_size: int):
                 number += 1
                 yield number, row
     except (OSError, pa.ArrowException) as exc:
-        raise InputError(f"{path}: corrupt parquet data after row {number} ({exc})") from None
+        reason = " ".join(str(exc).split())  # pyarrow's message spans lines
+        raise InputError(f"{path}: corrupt parquet data after row {number} ({reason})") from None
 
 
 def _open_parquet(path: Path, required: tuple[str, ...]):
@@ -221,6 +232,26 @@ def read_parquet(path: Path, batch_size: int = 8192, progress: Progress = None,
 
 
 # -- any format -------------------------------------------------------------------
+
+
+_JSONL_PEEK = 1 << 16  # bytes read to tell JSON Lines from a JSON document
+
+
+def _check_jsonl_shape(path: Path) -> None:
+    """A JSON array or a pretty-printed object is not JSON Lines: say so instead of
+    rejecting the whole file as one or many broken rows."""
+    with _open_binary(path) as fh:
+        head = fh.read(_JSONL_PEEK)
+    if not head:
+        raise InputError(f"{path}: empty file (no rows)")
+    first = head.removeprefix(codecs.BOM_UTF8).lstrip()
+    line = first.split(b"\n", 1)[0].strip()
+    if first.startswith(b"["):
+        raise InputError(f"{path}: a JSON array; convert reads JSON Lines, one object per line "
+                         f"(e.g. jq -c '.[]' {path.name} > {path.stem}.jsonl)")
+    if line == b"{":
+        raise InputError(f"{path}: a pretty-printed JSON object; convert reads JSON Lines, "
+                         f"one object per line (e.g. jq -c . {path.name} > {path.stem}.jsonl)")
 
 
 def _check_path(path: Path) -> str:
@@ -263,7 +294,7 @@ def open_input(path: str | Path, required: tuple[str, ...] = REQUIRED_FIELDS) ->
                              lambda progress: _parquet_rows(pf, path, progress, 8192))
         size = os.path.getsize(path)
         if fmt == "jsonl":
-            _open_binary(path).close()  # readable
+            _check_jsonl_shape(path)  # readable, and lines of JSON
             return InputFile(path, fmt, size, "B", lambda progress: _jsonl_rows(path, progress))
         delimiter = "\t" if fmt == "tsv" else ","
         _open_csv(path, delimiter, required)[0].close()  # readable, with the required columns

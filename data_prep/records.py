@@ -24,6 +24,7 @@ helpers below, which also write the error detail.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -49,6 +50,7 @@ REASONS = (
 
 _SPLIT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 _GOLD_CACHE_SIZE = 4096
+_EXACT_FLOAT = 2.0 ** 53  # from here on floats skip integers (and JSON parsers give big ids as floats)
 
 
 @dataclass
@@ -101,6 +103,12 @@ def _text_fields(raw: Mapping[str, Any]) -> tuple[str, str, str] | Rejection:
     return out[0], out[1], out[2]
 
 
+def _nul(name: str, text: str) -> Rejection:
+    """A NUL character would reach the prompt (and cut it short in C-based tokenizers)."""
+    return Rejection("bad_encoding", f"field '{name}': a NUL character at position {text.index(chr(0))}; "
+                                     "remove it")
+
+
 def _parse_tags(value: Any) -> list[str] | Rejection:
     if _is_missing(value) or value == "":
         return []
@@ -121,27 +129,38 @@ def _parse_tags(value: Any) -> list[str] | Rejection:
         tags = [t for t in tags if t]
         if any(_has_surrogates(t) for t in tags):
             return Rejection("bad_encoding", "field 'tags': bytes that are not valid UTF-8")
+        joined = " ".join(tags)
+        if "\x00" in joined:
+            return _nul("tags", joined)
         return tags
     return Rejection("bad_type", f"field 'tags': expected a list of strings, got {type(value).__name__}")
 
 
+_INTEGER_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?\Z")  # ASCII digits: no "1_0", no full-width
+
+
 def _parse_label(value: Any, label_values) -> int | None | Rejection:
-    if _is_missing(value) or value == "":
+    if value is None or value == "":
         return None
+    shown = value
     if isinstance(value, bool):
         return Rejection("bad_type", f"field 'label': expected an integer, got {value!r}")
-    try:
-        as_float = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return Rejection("bad_type", f"field 'label': expected an integer, got {value!r}")
-    if not as_float.is_integer():
-        return Rejection("label_out_of_range", f"field 'label': {value!r} is not an integer label")
-    label = int(as_float)
-    if label not in label_values:
-        return Rejection(
-            "label_out_of_range", f"field 'label': {label} not in {sorted(label_values)}"
-        )
-    return label
+    if isinstance(value, str):
+        text = value.strip()
+        if not _INTEGER_TEXT.match(text):
+            return Rejection("bad_type", f"field 'label': expected an integer, got {value!r}")
+        value = int(text) if "." not in text else float(text)
+    if isinstance(value, float):
+        if not math.isfinite(value):  # a NaN label is a value, not a missing one
+            return Rejection("bad_type", f"field 'label': expected an integer, got {value!r}")
+        if not value.is_integer():
+            return Rejection("label_out_of_range", f"field 'label': {shown!r} is not an integer label")
+        value = int(value)
+    if not isinstance(value, int):
+        return Rejection("bad_type", f"field 'label': expected an integer, got {type(value).__name__}")
+    if value not in label_values:  # shown as given: int(1e30) would print digits nobody wrote
+        return Rejection("label_out_of_range", f"field 'label': {shown!r} not in {sorted(label_values)}")
+    return value
 
 
 def _parse_annotations(value: Any) -> dict | Rejection:
@@ -170,8 +189,12 @@ def _parse_id(value: Any, row_number: int) -> str | Rejection:
         return f"row-{row_number}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return Rejection("bad_type", f"field 'id': expected text or a number, got {type(value).__name__}")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)  # an integer id read back as float (a CSV/parquet column with gaps)
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) >= _EXACT_FLOAT:
+            return Rejection("bad_type", f"field 'id': {value!r} is too large a number to keep exactly; "
+                                         "write the id as text")
+        if value.is_integer():
+            value = int(value)  # an integer id read back as float (a CSV/parquet column with gaps)
     return str(value)
 
 
@@ -184,6 +207,8 @@ def _parse_optional_text(name: str, value: Any) -> str | None | Rejection:
         return None
     if _has_surrogates(value):
         return Rejection("bad_encoding", f"field '{name}': bytes that are not valid UTF-8")
+    if "\x00" in value:
+        return _nul(name, value)
     return str(value)
 
 
@@ -263,6 +288,8 @@ class RecordBuilder:
         for name, value in (("query", query), ("title", title), ("content", content)):
             if not value.isascii() and _has_surrogates(value):
                 return Rejection("bad_encoding", f"field '{name}': bytes that are not valid UTF-8")
+            if "\x00" in value:
+                return _nul(name, value)
         query, title, content = query.strip(), title.strip(), content.strip()
         if not query:
             return Rejection("missing_field", "field 'query' is empty")
@@ -335,7 +362,7 @@ class RecordBuilder:
                 joined = None
             # Common case: clean text tags, nothing to strip.
             if joined is not None and "#" not in joined and " " not in joined and "" not in value \
-                    and not _has_surrogates(joined):
+                    and "\x00" not in joined and not _has_surrogates(joined):
                 return value
         return _parse_tags(value)
 
@@ -353,12 +380,25 @@ class RecordBuilder:
             gold = self.crit.gold_steps(label, annotations)
         except CriteriaError as exc:
             return Rejection("bad_annotation", f"field 'step_gold': {exc}")
+        contradiction = self._contradiction(label, gold, annotations)
+        if contradiction is not None:
+            return contradiction
         text = json.dumps(gold, ensure_ascii=False)
         if key is not None:
             if len(self._annotated_gold_json) >= _GOLD_CACHE_SIZE:
                 self._annotated_gold_json.clear()
             self._annotated_gold_json[key] = text
         return text
+
+    def _contradiction(self, label: int, gold: Mapping[str, Any], annotations: Mapping[str, Any]) -> Rejection | None:
+        """An annotated step whose verdicts the label rules out (label 3 with subject_match
+        'unrelated'): one of the two is wrong, and training on it would teach both."""
+        for name in annotations:
+            implied = self.crit.step(name).gold_for_label(label)
+            if implied is not None and not set(gold[name]) & set(implied):
+                return Rejection("bad_annotation", f"field 'step_gold': step '{name}' {gold[name]} contradicts "
+                                                   f"label {label}, which needs {list(implied)}")
+        return None
 
     # -- records ----------------------------------------------------------------
 

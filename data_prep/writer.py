@@ -4,7 +4,12 @@ Output folder layout:
     <split>.parquet        verl RL data (one file per split)
     sft_<split>.parquet    `messages` for verl's SFT trainer (rows with a reasoning trace)
     rejected.jsonl         every refused row: row number, id, reason code, detail
-    summary.json           counts per split and label, rejects per reason, rows/s
+    summary.json           counts per split and label, rejects per reason, rows/s, the input
+
+Every file is written under a temporary name (``.<name>.tmp-<pid>``) and renamed
+when the whole input has been read; `summary.json` comes last, so a folder with
+a summary holds one complete run. A run that fails (`abort`) removes its
+temporary files and leaves an earlier complete output as it was.
 
 Rows are written in chunks (one parquet row group each), so a million-row input
 never sits in memory. A chunk is kept as columns, not as per-row records: the
@@ -15,6 +20,7 @@ once per chunk and the arrow arrays are built column by column.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -44,6 +50,30 @@ RL_SCHEMA = pa.schema([
 ])
 SFT_SCHEMA = pa.schema([("messages", _MESSAGES), ("extra_info", _EXTRA)])
 UNLABELLED = "unlabelled"  # the label count key of rows without a label
+SUMMARY, REJECTED = "summary.json", "rejected.jsonl"
+
+
+class OutputError(ValueError):
+    """The output folder cannot take this run (it would destroy an input or another run's output)."""
+
+
+def is_output_name(name: str) -> bool:
+    """A file name the writer may create, replace or remove in its folder."""
+    return name in (SUMMARY, REJECTED) or name.endswith(".parquet")
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _json_line(entry: Mapping[str, Any]) -> str:
+    """Strict JSON (a NaN or infinite id would make the line unreadable): such values as text."""
+    try:
+        return json.dumps(entry, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:  # only the id comes from the row as it was read
+        return json.dumps({**entry, "id": repr(entry["id"])}, ensure_ascii=False)
+
+
 _LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
 
 
@@ -74,7 +104,7 @@ def rejected_line(row_number: int, rejection: Rejection, raw: Mapping[str, Any] 
     """One line of rejected.jsonl: row number, id, reason code, detail."""
     row_id = raw.get("id") if isinstance(raw, Mapping) else rejection.row_id
     entry = {"row": row_number, "id": row_id, "reason": rejection.reason, "detail": rejection.detail}
-    text = json.dumps(entry, ensure_ascii=False, default=str)
+    text = _json_line(entry)
     if not text.isascii():  # characters some readers take for line breaks stay escaped
         text = text.translate(_LINE_BREAKS)
     return text + "\n"
@@ -86,6 +116,7 @@ class _SplitFile:
     def __init__(self, path: Path, schema: pa.Schema, chunk_rows: int, split: str,
                  builder: RecordBuilder, data_source: str, sft: bool):
         self.path, self.schema, self.chunk_rows, self.split = path, schema, chunk_rows, split
+        self.temp = _temp_name(path)
         self.builder, self.data_source, self.sft = builder, data_source, sft
         self.writer: pq.ParquetWriter | None = None
         self.rows = 0  # rows flushed
@@ -147,7 +178,7 @@ class _SplitFile:
             self.labels.update(self.truths)
         table = pa.Table.from_arrays(columns, schema=self.schema)
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, self.schema)
+            self.writer = pq.ParquetWriter(self.temp, self.schema)
         self.writer.write_table(table)
         self.rows += n
         self._clear()
@@ -156,6 +187,14 @@ class _SplitFile:
         self.flush()
         if self.writer is not None:
             self.writer.close()
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            try:
+                self.writer.close()
+            except Exception:  # the run is failing already; the temp file goes either way
+                pass
+        self.temp.unlink(missing_ok=True)
 
 
 class DatasetWriter:
@@ -170,38 +209,52 @@ class DatasetWriter:
         data_source: str | None = None,
         chunk_rows: int = 10_000,
         require_label: bool = True,
+        source: str | Path | None = None,
+        overwrite: bool = False,
     ):
+        """``source`` is the input file (never written, replaced or removed; recorded in the
+        summary); an earlier output of another input is replaced only with ``overwrite``."""
         criteria_ref = str(criteria) if isinstance(criteria, (str, Path)) else None
         self.crit = load_criteria(criteria)
         kwargs = {} if data_source is None else {"data_source": data_source}
         self.builder = RecordBuilder(self.crit, lang=lang, limits=limits,
                                      criteria_ref=criteria_ref, require_label=require_label, **kwargs)
         self.out_dir = Path(out_dir)
+        self.source = Path(source).resolve() if source is not None else None
+        self._check_source_is_not_an_output()
+        self._previous = self._previous_outputs(overwrite)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._remove_previous_outputs()
         self.chunk_rows = chunk_rows
         self._rl: dict[str, _SplitFile] = {}
         self._sft: dict[str, _SplitFile] = {}
         # backslashreplace: an id with undecodable bytes is written escaped, never lost.
-        self._rejected = open(self.out_dir / "rejected.jsonl", "w", encoding="utf-8",
+        self._rejected_path = self.out_dir / REJECTED
+        self._rejected = open(_temp_name(self._rejected_path), "w", encoding="utf-8",
                               errors="backslashreplace")
         self.reject_counts: Counter = Counter()
         self.rows_in = 0
         self._start = time.perf_counter()
 
-    def _remove_previous_outputs(self) -> None:
-        """A re-run into the same folder must not leave split files of the last run behind."""
-        summary = self.out_dir / "summary.json"
+    def _check_source_is_not_an_output(self) -> None:
+        src = self.source
+        if src is not None and src.parent == self.out_dir.resolve() and is_output_name(src.name):
+            raise OutputError(f"{src}: the input lies in the output folder under a name the converter "
+                              f"writes ({src.name}); move it or choose another --out")
+
+    def _previous_outputs(self, overwrite: bool) -> list[Path]:
+        """The files of an earlier run into the folder (replaced when this run completes)."""
         try:
-            previous = json.loads(summary.read_text(encoding="utf-8"))
+            previous = json.loads((self.out_dir / SUMMARY).read_text(encoding="utf-8"))
             names = [f"{s}.parquet" for s in previous.get("splits", {})] + \
                     [f"sft_{s}.parquet" for s in previous.get("sft_splits", {})]
         except (OSError, ValueError, AttributeError):
-            return
-        for name in names:
-            if "/" not in name and "\\" not in name:
-                (self.out_dir / name).unlink(missing_ok=True)
-        summary.unlink(missing_ok=True)
+            return []
+        earlier = previous.get("input")
+        mine = str(self.source) if self.source is not None else None
+        if earlier != mine and not overwrite:
+            raise OutputError(f"{self.out_dir}: holds the output of another input ({earlier or 'the benchmark'}, "
+                              f"see {SUMMARY}); choose another --out, or pass --overwrite to replace it")
+        return [self.out_dir / n for n in names if "/" not in n and "\\" not in n]
 
     def _split_file(self, split: str, sft: bool = False) -> _SplitFile:
         table = self._sft if sft else self._rl
@@ -247,15 +300,36 @@ class DatasetWriter:
                 row, user, index, row["reasoning"])
         return True
 
-    def close(self) -> dict:
-        for out in (*self._rl.values(), *self._sft.values()):
-            out.close()
+    def _files(self) -> list[_SplitFile]:
+        return [*self._rl.values(), *self._sft.values()]
+
+    def abort(self) -> None:
+        """A failed run: remove what it wrote; an earlier complete output stays as it was."""
+        for out in self._files():
+            out.discard()
         self._rejected.close()
+        _temp_name(self._rejected_path).unlink(missing_ok=True)
+
+    def close(self) -> dict:
+        """Finish the files and put them in place; the summary (written last) describes them."""
+        try:
+            for out in self._files():
+                out.close()
+            self._rejected.close()
+            summary = self._summary()
+        except BaseException:
+            self.abort()
+            raise
+        self._commit(summary)
+        return summary
+
+    def _summary(self) -> dict:
         elapsed = time.perf_counter() - self._start
         accepted = sum(out.rows for out in self._rl.values())
         summary = {
             "criteria": self.crit.name,
             "lang": self.builder.lang,
+            "input": str(self.source) if self.source is not None else None,
             "rows_in": self.rows_in,
             "rows_written": accepted,
             "rows_rejected": sum(self.reject_counts.values()),
@@ -268,8 +342,24 @@ class DatasetWriter:
         }
         # Nothing may be lost: every input row is either written or rejected.
         assert summary["rows_written"] + summary["rows_rejected"] == self.rows_in, summary
-        (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
         return summary
+
+    def _commit(self, summary: dict) -> None:
+        """Renames only (a name that is also the input's, through a link, loses the name, never
+        the data): the earlier summary goes first, so the folder never looks complete with a
+        mix of two runs' files, and the new one comes last."""
+        (self.out_dir / SUMMARY).unlink(missing_ok=True)
+        moves = [(_temp_name(self._rejected_path), self._rejected_path)] + \
+                [(out.temp, out.path) for out in self._files()]
+        for temp, final in moves:
+            os.replace(temp, final)
+        written = {final for _, final in moves}
+        for stale in self._previous:
+            if stale not in written:
+                stale.unlink(missing_ok=True)
+        summary_temp = _temp_name(self.out_dir / SUMMARY)
+        summary_temp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        os.replace(summary_temp, self.out_dir / SUMMARY)
 
 
 def write_splits(
@@ -283,20 +373,22 @@ def write_splits(
 
     Rows of a split named ``pool`` may be unlabelled.
     """
-    summaries = {}
     labelled = {k: v for k, v in splits.items() if k != "pool"}
-    writer = DatasetWriter(out_dir, criteria=criteria, lang=lang, **writer_kwargs)
-    number = 0
-    for split, rows in labelled.items():
-        for row in rows:
-            number += 1
-            writer.add(row, number, split=split)
-    summaries = writer.close()
+    summaries = _write_all(DatasetWriter(out_dir, criteria=criteria, lang=lang, **writer_kwargs),
+                           ((row, split) for split, rows in labelled.items() for row in rows))
     if "pool" in splits:
-        pool_dir = Path(out_dir) / "pool"
-        pool_writer = DatasetWriter(pool_dir, criteria=criteria, lang=lang, require_label=False,
+        pool_writer = DatasetWriter(Path(out_dir) / "pool", criteria=criteria, lang=lang, require_label=False,
                                     **writer_kwargs)
-        for i, row in enumerate(splits["pool"], start=1):
-            pool_writer.add({**row, "label": None, "split": "pool"}, i, split="pool")
-        summaries["pool"] = pool_writer.close()
+        summaries["pool"] = _write_all(pool_writer, (({**row, "label": None, "split": "pool"}, "pool")
+                                                     for row in splits["pool"]))
     return summaries
+
+
+def _write_all(writer: DatasetWriter, rows: Iterable[tuple[Mapping[str, Any], str]]) -> dict:
+    try:
+        for number, (row, split) in enumerate(rows, start=1):
+            writer.add(row, number, split=split)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()

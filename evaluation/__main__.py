@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from evaluation.arguments import offline_torch, positive_int
+from evaluation.arguments import error_exit, offline_torch, positive_int
 from evaluation.evaluator import DEFAULT_MAX_NEW_TOKENS
-from evaluation.generation import BACKENDS, DEVICES
+from evaluation.generation import BACKENDS, DEVICES, resolve_backend
 from evaluation.scoring import MODES
 
 
@@ -49,12 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     offline_torch(args.threads)
     from evaluation.evaluator import evaluate
+    from evaluation.scoring import DataError
+    from model_zoo import ModelZooError
 
-    m = evaluate(args.model, args.data, args.out, max_examples=args.max_examples,
-                 batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                 backend=args.backend, device=args.device, temperature=args.temperature,
-                 top_p=args.top_p, seed=args.seed, mode=args.mode, progress=not args.no_progress,
-                 ranking=args.ranking)
+    try:
+        resolve_backend(args.backend, args.device)  # e.g. --device cuda on a machine without a GPU
+    except RuntimeError as exc:
+        return error_exit(exc)
+    try:
+        m = evaluate(args.model, args.data, args.out, max_examples=args.max_examples,
+                     batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                     backend=args.backend, device=args.device, temperature=args.temperature,
+                     top_p=args.top_p, seed=args.seed, mode=args.mode, progress=not args.no_progress,
+                     ranking=args.ranking)
+    except (DataError, ModelZooError, OSError) as exc:  # OSError: the report folder cannot be written
+        return error_exit(exc, args.out)
 
     def pct(v):
         return "n/a" if v is None else f"{100 * v:.2f}%"

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 from evaluation import metrics as M
 from evaluation.generation import SamplingConfig, load_generator, render_prompts
 from evaluation.ranking import ranking_metrics
-from evaluation.scoring import MODES, SCORERS, load_rows, row_criteria
+from evaluation.scoring import MODES, SCORERS, DataError, check_gold_labels, load_rows, row_criteria
 from reward import get_parser
 
 # Defaults per mode: a judgement needs room for four steps; a student writes one label.
@@ -99,7 +99,8 @@ def evaluate(
     data = Path(data)
     rows = load_rows(data, max_examples)
     if not rows:
-        raise ValueError(f"{data}: no rows to evaluate")
+        raise DataError(f"{data}: no rows to evaluate")
+    check_gold_labels(rows, data)  # a bad label found now, not after all the generation
 
     if mode == "score":
         generator, records, prompt_ids, gen_seconds, generations = _score_one_pass(
@@ -204,7 +205,8 @@ def evaluate_responses(
     data = Path(data)
     rows = load_rows(data, len(responses))
     if len(rows) != len(responses) or not rows:
-        raise ValueError(f"{data}: {len(responses)} responses but {len(rows)} rows to score")
+        raise DataError(f"{data}: {len(responses)} responses but {len(rows)} rows to score")
+    check_gold_labels(rows, data)
     records = score_all(rows, list(responses), mode, reward_kwargs)
     result = summarize(records, _labels_of(rows))
     result.update({

@@ -21,8 +21,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reward import compute_score, get_parser, parse_label
@@ -33,19 +34,39 @@ NO_LABEL = "no_label"  # classify mode's format error when no label could be rea
 _CLASSIFY_CRITERIA = "free_form"  # answer-only criteria: no steps to check
 
 
+class DataError(ValueError):
+    """The evaluation data cannot be used as given: the file, or a row of it (named in the message)."""
+
+
 def load_rows(path: str | Path, max_examples: int | None = None) -> list[dict[str, Any]]:
     """The first ``max_examples`` rows of a verl RL parquet as plain Python dicts."""
-    pf = pq.ParquetFile(path)
-    missing = {"prompt", "reward_model"} - set(pf.schema_arrow.names)
-    if missing:
-        raise ValueError(f"{path}: not an RL parquet, missing column(s) {sorted(missing)}")
-    rows: list[dict[str, Any]] = []
-    # Read batch by batch so --max-examples on a large file reads only what it needs.
-    for batch in pf.iter_batches(batch_size=1024):
-        rows.extend(batch.to_pylist())
-        if max_examples is not None and len(rows) >= max_examples:
-            return rows[:max_examples]
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: {'is a directory, expected' if path.is_dir() else 'no such'} file")
+    try:
+        pf = pq.ParquetFile(path)
+        missing = {"prompt", "reward_model"} - set(pf.schema_arrow.names)
+        if missing:
+            raise DataError(f"{path}: not an RL parquet, missing column(s) {sorted(missing)}; "
+                            "write one with `python -m data_prep convert`")
+        rows: list[dict[str, Any]] = []
+        # Read batch by batch so --max-examples on a large file reads only what it needs.
+        for batch in pf.iter_batches(batch_size=1024):
+            rows.extend(batch.to_pylist())
+            if max_examples is not None and len(rows) >= max_examples:
+                return rows[:max_examples]
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: not a readable parquet file ({' '.join(str(exc).split())})") from None
     return rows
+
+
+def check_gold_labels(rows: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+    """Every row's gold label, checked before anything is generated (rows numbered from 1)."""
+    for number, row in enumerate(rows, start=1):
+        try:
+            gold_label(row, number)
+        except ValueError as exc:
+            raise DataError(f"{path}: {exc}") from None
 
 
 def row_criteria(row: Mapping[str, Any]) -> str:
@@ -58,7 +79,10 @@ def gold_label(row: Mapping[str, Any], index: int) -> int:
     if truth is None or str(truth).strip() == "":
         raise ValueError(f"row {index} ({_row_id(row, index)}) has no gold label; "
                          "evaluation needs a labelled split")
-    return parse_ground_truth(truth, get_parser(row_criteria(row)))
+    try:
+        return parse_ground_truth(truth, get_parser(row_criteria(row)))
+    except ValueError as exc:
+        raise ValueError(f"row {index} ({_row_id(row, index)}): {exc}") from None
 
 
 def _row_id(row: Mapping[str, Any], index: int) -> str:

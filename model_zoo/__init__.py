@@ -17,17 +17,19 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from model_zoo.errors import BuildError, ModelPackageMissing, ModelZooError, UnknownModel
+from model_zoo.errors import BuildError, ModelPackageMissing, ModelZooError, NotAModelFolder, UnknownModel
 from model_zoo.smollm2 import convert_smollm2
 from model_zoo.tiny import build_tiny_model
 from model_zoo.warmup import build_tiny_label, build_tiny_sft
 
 __all__ = [
-    "BuildError", "ModelPackageMissing", "ModelZooError", "UnknownModel",
-    "build_tiny_model", "builtin_models", "cache_dir", "convert_smollm2", "resolve_model",
+    "BuildError", "ModelPackageMissing", "ModelZooError", "NotAModelFolder", "UnknownModel",
+    "build_tiny_model", "check_model_folder", "builtin_models", "cache_dir", "convert_smollm2", "resolve_model",
 ]
 
 CACHE_ENV = "GRM_CACHE"
+# What transformers reads a tokenizer from; without one it asks to install sentencepiece.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 # name -> (folder under <cache>/models, builder taking the output folder)
 _BUILTIN: dict[str, tuple[str, Callable[[Path], Path]]] = {
@@ -69,9 +71,22 @@ def resolve_model(name_or_path: str | os.PathLike, out: str | os.PathLike | None
         if out is not None:
             raise ValueError(f"an output folder applies only to built-in models "
                              f"({', '.join(builtin_models())}), not to the existing path {name}")
-        return path
+        return check_model_folder(path)
     raise UnknownModel(
         f"unknown model {name!r}: not a built-in model ({', '.join(builtin_models())}) "
         "and no such file or folder. Hub ids are not resolved here (nothing is downloaded); "
         "pass a local model folder."
     )
+
+
+def check_model_folder(path: Path) -> Path:
+    """``path`` if it holds a Hugging Face model (config.json) and its tokenizer, else why not."""
+    if not path.is_dir():
+        raise NotAModelFolder(f"{path}: is a file, not a model folder; pass the folder that holds config.json")
+    if not (path / "config.json").is_file():
+        hint = " (a training run? its merged model is in hf/)" if (path / "checkpoints").is_dir() else ""
+        raise NotAModelFolder(f"{path}: not a Hugging Face model folder, no config.json{hint}")
+    if not any((path / f).is_file() for f in _TOKENIZER_FILES):
+        raise NotAModelFolder(f"{path}: the model folder has no tokenizer ({', '.join(_TOKENIZER_FILES)}); "
+                              "save the tokenizer next to the model")
+    return path

@@ -17,3 +17,7 @@ class ModelPackageMissing(BuildError):
 
 class UnknownModel(ModelZooError, ValueError):
     """A name that is neither a built-in model nor an existing path."""
+
+
+class NotAModelFolder(ModelZooError, ValueError):
+    """An existing path that does not hold a Hugging Face model and its tokenizer."""

@@ -21,6 +21,10 @@ import sys
 import time
 from pathlib import Path
 
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from evaluation.arguments import positive_int
 from recipes.runner import (fresh_metrics_log, last_checkpoint, merge_checkpoint, read_metrics, run_logged,
                             write_command)
 
@@ -148,6 +152,53 @@ def train_prompt_limit(cfg) -> list[str]:
     return [f"data.train_max_samples={2 * steps * cfg.data.train_batch_size}"]
 
 
+_DATA_FILE_KEYS = ("data.train_files", "data.val_files")
+_REWARD_KWARGS = "reward.custom_reward_function.reward_kwargs."
+
+
+def check_args(args) -> str | None:
+    """Why the options and overrides cannot make a run, found before anything is created."""
+    from data_prep.criteria import CriteriaError, load_criteria
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+    from model_zoo import ModelZooError, builtin_models, resolve_model
+    from reward.scoring import make_config
+
+    if args.model is not None and args.model not in builtin_models():
+        try:
+            resolve_model(args.model)  # a path is only checked, never built
+        except ModelZooError as exc:
+            return f"--model: {exc}"
+    if not (RECIPES / f"{args.config}.yaml").is_file():
+        return f"--config {args.config}: no recipe {args.config}.yaml in {RECIPES} (grpo_sam, grpo)"
+    if args.data_dir is not None and Path(args.data_dir).exists() and not Path(args.data_dir).is_dir():
+        return f"--data-dir {args.data_dir}: is a file; pass the benchmark folder"
+    parser = OverridesParser.create()
+    reward_kwargs = {}
+    for text in args.overrides:
+        try:
+            [override] = parser.parse_overrides([text])
+        except OverrideParseException as exc:
+            return f"override {text!r}: {' '.join(str(exc).split())}"
+        key = override.key_or_group
+        if override.is_delete():
+            continue
+        value = override.value()
+        if key in _DATA_FILE_KEYS:
+            for path in value if isinstance(value, list) else [value]:
+                if "://" not in str(path) and not Path(str(path)).expanduser().is_file():
+                    return f"override {key}: {path}: no such file"
+        elif key.startswith(_REWARD_KWARGS):
+            reward_kwargs[key[len(_REWARD_KWARGS):]] = value
+    try:
+        make_config(**reward_kwargs)  # the reward's own check of its kwargs
+        if reward_kwargs.get("criteria"):
+            load_criteria(str(reward_kwargs["criteria"]))
+    except (ValueError, TypeError, CriteriaError) as exc:
+        return f"override {_REWARD_KWARGS}*: {exc}"
+    return None
+
+
 def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None = None) -> dict:
     rows = read_metrics(metrics_log)
     train = [r for r in rows if any(k.startswith("actor/") for k in r["data"])]
@@ -183,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, help="tiny | tiny-sft | smollm2 | a local HF folder "
                    "(default: tiny-sft on CPU, smollm2 on GPU)")
     p.add_argument("--config", default="grpo_sam", help="recipe name under recipes/ (grpo_sam, grpo)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: 3 on CPU, 20 on GPU)")
-    p.add_argument("--n-gpus", type=int, default=1)
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps (default: 3 on CPU, 20 on GPU)")
+    p.add_argument("--n-gpus", type=positive_int, default=1)
     p.add_argument("--data-dir", default=None, help="benchmark folder (default: <cache>/data/benchmark-en)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<config>-<time>)")
     p.add_argument("--seed", type=int, default=None,
@@ -194,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for verl, applied last")
     args = p.parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
 
     from model_zoo import cache_dir, resolve_model
     from verl_backend.overrides import backend_launch, detect_machine
@@ -207,7 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     model = resolve_model(args.model or preset["model"]).resolve()
     env_add, backend_ovr = backend_launch(machine, n_gpus=args.n_gpus)
     cmd = build_command(args, machine, model, data_dir, val_file, out, backend_ovr)
-    cmd += train_prompt_limit(check_config(args.config, cmd[cmd.index("--config-name") + 2:]))
+    try:
+        cfg = check_config(args.config, cmd[cmd.index("--config-name") + 2:])
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:  # SamConfigError is a ValueError
+        print(f"Config error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    cmd += train_prompt_limit(cfg)
 
     metrics_log = fresh_metrics_log(out)
     env = {**os.environ, **env_add, "VERL_FILE_LOGGER_PATH": str(metrics_log),

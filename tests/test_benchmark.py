@@ -348,3 +348,68 @@ def test_cli_writes_parquet_and_card(tmp_path):
     assert (tmp_path / "README.md").exists()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["rows_rejected"] == 0 and summary["sft_splits"]["train"] == 15
+
+
+# -- sizes and other user errors: one line, exit code 2, before anything is generated -----------
+
+_SMALL = ["--train-size", "20", "--val-size", "5", "--test-random-size", "5", "--test-longtail-size", "10",
+          "--sft-size", "0", "--no-progress"]
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--train-size", "0", "argument --train-size: must be >= 1, got 0"),
+    ("--val-size", "-5", "argument --val-size: must be >= 1, got -5"),
+    ("--test-random-size", "0", "argument --test-random-size: must be >= 1"),
+    ("--test-longtail-size", "x", "argument --test-longtail-size: expected an integer, got 'x'"),
+    ("--pool-size", "-1", "argument --pool-size: must be >= 0, got -1"),
+    ("--sft-size", "-3", "argument --sft-size: must be >= 0, got -3"),
+])
+def test_sizes_must_be_counts(tmp_path, capsys, option, value, message):
+    from data_prep.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["benchmark", "--out", str(tmp_path / "b"), *_SMALL, option, value])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--pool-size", str(10**12)], "rows need about"),  # refused at once, not a MemoryError later
+    (["--sft-size", "21"], "--sft-size 21 is larger than --train-size 20"),
+    (["--criteria", "nonexistent"], "'nonexistent': no such file and not a built-in name"),
+])
+def test_user_errors_are_one_line(tmp_path, capsys, args, message):
+    import time
+
+    from data_prep.__main__ import main
+
+    start = time.perf_counter()
+    rc = main(["benchmark", "--out", str(tmp_path / "b"), *_SMALL, *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert time.perf_counter() - start < 5 and not (tmp_path / "b").exists()
+
+
+def test_output_folder_that_is_a_file(tmp_path, capsys):
+    from data_prep.__main__ import main
+
+    (tmp_path / "b").write_text("x")
+    rc = main(["benchmark", "--out", str(tmp_path / "b"), *_SMALL])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith(f"error: {tmp_path / 'b'}"), err
+
+
+def test_memory_estimate_against_what_is_available():
+    from data_prep.benchmark import BenchmarkConfig, size_problem
+
+    cfg = BenchmarkConfig(train_size=1000, val_size=10, test_random_size=10, test_longtail_size=10, pool_size=970,
+                          sft_size=0)
+    assert size_problem(cfg, available=10**9) is None
+    assert "2000 rows need about" in size_problem(cfg, available=10**6)
+
+
+def test_default_sft_size_follows_a_small_train_split(tmp_path):
+    from data_prep.benchmark import config_from_args
+
+    args = add_benchmark_args(argparse.ArgumentParser()).parse_args(["--out", str(tmp_path), "--train-size", "30"])
+    assert config_from_args(args).sft_size == 30

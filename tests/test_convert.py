@@ -7,6 +7,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -95,7 +99,15 @@ REJECTED_ROWS = {
     "label -2": (row(2, label=-2), "label_out_of_range", "field 'label': -2 not in"),
     "label 2.5": (row(2, label=2.5), "label_out_of_range", "field 'label': 2.5 is not an integer label"),
     "label '2.5'": (row(2, label="2.5"), "label_out_of_range", "'2.5' is not an integer label"),
-    "label '7'": (row(2, label="7"), "label_out_of_range", "field 'label': 7 not in"),
+    "label '7'": (row(2, label="7"), "label_out_of_range", "field 'label': '7' not in"),
+    "label '1_0'": (row(2, label="1_0"), "bad_type", "field 'label': expected an integer, got '1_0'"),
+    "label in full-width digits": (row(2, label="\uff13"), "bad_type", "expected an integer, got '\uff13'"),
+    # integers past 64 bits stay exact (not int(1e30)'s digits)
+    "label 10**30": ('{"id": "r2", "query": "q", "title": "t", "content": "c", "label": 1' + "0" * 30 + "}",
+                     "label_out_of_range", "field 'label': 1" + "0" * 30 + " not in"),
+    "id 1e30": (row(2, id=1e30), "bad_type",
+                "field 'id': 1e+30 is too large a number to keep exactly; write the id as text"),
+    "label 1e30": (row(2, label=1e30), "label_out_of_range", "field 'label': 1e+30 not in"),
     "empty note": (row(2, title="", content=""), "empty_note", "fields 'title' and 'content' are both empty"),
     "blank note": (row(2, title="  ", content=None), "empty_note", "both empty"),
     "long query": (row(2, query=LONG), "too_long", "field 'query': 257 chars > 256"),
@@ -116,9 +128,16 @@ REJECTED_ROWS = {
     "annotation not JSON": (row(2, step_gold="{need: met"), "bad_annotation", "field 'step_gold': not JSON"),
     "annotation a list": (row(2, step_gold=["met"]), "bad_annotation", "expected an object step -> verdict"),
     "NaN label": ('{"id": "r2", "query": "q", "title": "t", "content": "c", "label": NaN}',
-                  "missing_field", "field 'label' is missing"),
+                  "bad_type", "field 'label': expected an integer, got nan"),
     "infinite label": ('{"id": "r2", "query": "q", "title": "t", "content": "c", "label": 1e400}',
-                       "label_out_of_range", "inf is not an integer label"),
+                       "bad_type", "field 'label': expected an integer, got inf"),
+    "NUL in content": (row(2, content="a\x00b"), "bad_encoding", "field 'content': a NUL character at position 1"),
+    "NUL in query": (row(2, query="\x00q"), "bad_encoding", "field 'query': a NUL character at position 0"),
+    "NUL in tags": (row(2, tags=["ok", "a\x00"]), "bad_encoding", "field 'tags': a NUL character"),
+    "NUL in reasoning": (row(2, reasoning="r\x00"), "bad_encoding", "field 'reasoning': a NUL character"),
+    "annotation contradicts the label": (row(2, label=3, step_gold={"subject_match": "unrelated"}),
+                                         "bad_annotation", "step 'subject_match' ['unrelated'] contradicts "
+                                                           "label 3, which needs ['exact']"),
     "broken JSON line": ('{"id": "r2", "query": "q", ', "bad_type", "line 2: not valid JSON"),
     "JSON array line": ('["r2", "q"]', "bad_type", "line 2: expected a JSON object, got list"),
     "invalid UTF-8 line": (b'{"id": "r2", "query": "caf\xe9", "title": "t", "content": "c", "label": 1}',
@@ -187,7 +206,8 @@ def test_accepted_variants(tmp_path):
         row(7, id=77, tags=None),
         row(8, id=None),
         row(9, id="  r9  ", extra_column="kept out", step_gold={"need": None}),
-        row(10, label=-1, step_gold='{"subject_match": "related"}'),  # annotation overrides the label
+        # an annotation makes a step checkable where the label leaves it open
+        row(10, label=1, step_gold='{"constraints": "violated"}'),
     ]
     rc, out = run(tmp_path, rows)
     assert rc == 0 and rejected_of(out) == []
@@ -200,7 +220,7 @@ def test_accepted_variants(tmp_path):
     assert got["r6"]["prompt"][1]["content"].endswith("Note tags: #food #travel")
     assert got["77"]["prompt"][1]["content"].endswith("Note tags: -")
     assert json.loads(got["r9"]["extra_info"]["step_gold"]) == DEFAULT.gold_steps(row(9)["label"])
-    assert json.loads(got["r10"]["extra_info"]["step_gold"])["subject_match"] == ["related"]
+    assert json.loads(got["r10"]["extra_info"]["step_gold"])["constraints"] == ["violated"]
     assert summary_of(out)["rows_in"] == 10  # the blank line is not a row
 
 
@@ -476,6 +496,13 @@ def _directory(tmp_path):
     return path
 
 
+def _file(name: str, content: str):
+    def make(tmp_path):
+        (tmp_path / name).write_text(content, encoding="utf-8")
+        return tmp_path / name
+    return make
+
+
 BAD_FILES = {
     "no such file": (lambda tmp: tmp / "missing.jsonl", "missing.jsonl: no such file"),
     "unknown extension": (_unknown_extension, "pairs.txt: unknown file type '.txt'"),
@@ -485,6 +512,14 @@ BAD_FILES = {
     "parquet without query": (_parquet_without_query, "cols.parquet: no column(s) query"),
     "csv without header": (_csv_without_header, "noheader.csv: the header row ('r1', 'cheap hotpot'"),
     "empty csv": (_empty_csv, "empty.csv: empty file (no header row)"),
+    "empty jsonl": (_file("empty.jsonl", ""), "empty.jsonl: empty file (no rows)"),
+    "csv with a column twice": (_file("twice.csv", "query,title,content,label,title\nq,first,c,3,second\n"),
+                                "twice.csv: the header names column 'title' twice (columns 2 and 5); "
+                                "rename or remove one"),
+    "a JSON array": (_file("pairs.json", json.dumps([row(1), row(2)])),
+                     "pairs.json: a JSON array; convert reads JSON Lines, one object per line"),
+    "pretty-printed JSON": (_file("pretty.jsonl", json.dumps(row(1), indent=2)),
+                            "pretty.jsonl: a pretty-printed JSON object; convert reads JSON Lines"),
 }
 
 
@@ -522,6 +557,150 @@ def test_output_folder_that_is_a_file(tmp_path, capsys):
     rc, _ = run(tmp_path, [row(1)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: ")
+
+
+@pytest.mark.parametrize("content", [b"\n\n  \n", "query,title,content,label\n"])
+def test_input_without_rows_is_an_error(tmp_path, capsys, content):
+    src = tmp_path / ("blank.jsonl" if isinstance(content, bytes) else "header.csv")
+    src.write_bytes(content if isinstance(content, bytes) else content.encode())
+    rc, out = run(tmp_path, src)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and f"{src.name}: no rows" in err[0], err
+    assert list(out.iterdir()) == []  # nothing that looks like a result
+
+
+@pytest.mark.parametrize("option", ["--max-query-chars", "--max-note-chars"])
+@pytest.mark.parametrize("value", ["-1", "0", "many"])
+def test_length_limits_must_be_positive(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_:
+        run(tmp_path, [row(1)], option, value)
+    assert exit_.value.code == 2 and f"argument {option}" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_reject_log_is_strict_json(tmp_path):
+    """A NaN or infinite id (json's NaN token, a float column) must not make the line unreadable."""
+    lines = ['{"id": NaN, "query": 5, "title": "t", "content": "c", "label": 1}',
+             '{"id": Infinity, "query": "q", "title": "t", "content": "c", "label": 9}',
+             '{"id": [NaN], "query": "q", "title": "t", "content": "c", "label": 9}']
+    rc, out = run(tmp_path, [row(1), *lines])
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+
+    text = (out / "rejected.jsonl").read_text(encoding="utf-8").splitlines()
+    entries = [json.loads(line, parse_constant=refuse) for line in text]
+    assert rc == 0 and [e["row"] for e in entries] == [2, 3, 4]
+    assert [e["id"] for e in entries] == ["nan", "inf", "[nan]"]
+
+
+def test_integers_past_64_bits_stay_exact(tmp_path):
+    big = "1" + "0" * 30
+    rc, out = run(tmp_path, ['{"id": %s, "query": "q", "title": "t", "content": "c", "label": 2}' % big])
+    assert rc == 0 and [r["extra_info"]["id"] for r in rl_rows(out)] == [big]
+
+
+# -- a failed run leaves nothing that looks complete; inputs are never touched ---------------
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())} if out.exists() else {}
+
+
+def _parquet_with_a_corrupt_second_row_group(tmp_path) -> Path:
+    path = tmp_path / "late.parquet"
+    rows = [row(i) for i in range(1, 18_001)]  # row groups larger than a read batch: rows are written first
+    pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=9000, compression="none")
+    group = pq.ParquetFile(path).metadata.row_group(1)
+    start = min(group.column(c).data_page_offset for c in range(group.num_columns))
+    data = bytearray(path.read_bytes())
+    data[start:start + 64] = b"\xff" * 64  # page headers of the second row group; the footer is intact
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_corrupt_later_row_group_fails_and_writes_nothing(tmp_path, capsys):
+    src = _parquet_with_a_corrupt_second_row_group(tmp_path)
+    assert pq.ParquetFile(src).metadata.num_rows == 18_000  # opens fine: the damage is found mid-way
+    rc, out = run(tmp_path, src)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "late.parquet: corrupt parquet data after row 8192" in err[0], err
+    assert _outputs(out) == {}  # no partial split, no reject log, no summary, no temp file
+
+
+def test_failed_run_keeps_the_earlier_complete_output(tmp_path, capsys):
+    src = _parquet_with_a_corrupt_second_row_group(tmp_path)
+    good = tmp_path / "good.parquet"
+    pq.write_table(pa.Table.from_pylist([row(i) for i in range(1, 41)]), good)
+    assert run(tmp_path, good)[0] == 0
+    before = _outputs(tmp_path / "out")
+    src.rename(good)  # the same input, now damaged
+    rc, out = run(tmp_path, good)
+    assert rc == 2 and _outputs(out) == before
+
+
+def test_ctrl_c_leaves_no_output(tmp_path):
+    """SIGINT part-way through a real convert process: exit 130, one line, nothing in --out."""
+    src = tmp_path / "big.jsonl"
+    line = json.dumps(row(1)).replace('"r1"', '"r%d"')
+    with open(src, "w", encoding="utf-8") as fh:
+        for i in range(300_000):
+            fh.write(line % i + "\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "data_prep", "convert", "--input", str(src), "--out", str(out),
+                             "--no-progress"], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".train.parquet.tmp-") for p in (out.iterdir() if out.exists() else ())):
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before a chunk was written"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [f"interrupted: nothing was written to {out}"]
+    assert _outputs(out) == {}
+
+
+@pytest.mark.parametrize("name", ["rejected.jsonl", "summary.json", "train.parquet", "sft_val.parquet"])
+def test_input_named_like_an_output_inside_out_is_refused(tmp_path, capsys, name):
+    out = tmp_path / "out"
+    out.mkdir()
+    src = out / name
+    if name.endswith(".parquet"):
+        pq.write_table(pa.Table.from_pylist([row(1), row(2)]), src)
+    else:
+        write_jsonl(src, [row(1), row(2)])
+    before = src.read_bytes()
+    rc = main(["convert", "--input", str(src), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and f"the input lies in the output folder under a name the converter " \
+                                          f"writes ({name})" in err[0], err
+    assert src.read_bytes() == before and sorted(p.name for p in out.iterdir()) == [name]
+
+
+def test_input_inside_out_under_another_name_is_converted(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    src = write_jsonl(out / "pairs.jsonl", [row(1), row(2)])
+    before = src.read_bytes()
+    assert main(["convert", "--input", str(src), "--out", str(out), "--no-progress"]) == 0
+    assert src.read_bytes() == before and summary_of(out)["rows_written"] == 2
+
+
+def test_second_input_into_the_same_folder_needs_overwrite(tmp_path, capsys):
+    first = write_jsonl(tmp_path / "first.jsonl", [row(1, split="val"), row(2)])
+    second = write_jsonl(tmp_path / "second.jsonl", [row(3)])
+    out = tmp_path / "out"
+    assert main(["convert", "--input", str(first), "--out", str(out), "--no-progress"]) == 0
+    before = _outputs(out)
+    capsys.readouterr()
+    rc = main(["convert", "--input", str(second), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and f"holds the output of another input ({first.resolve()}" in err[0], err
+    assert "pass --overwrite" in err[0] and _outputs(out) == before
+    assert main(["convert", "--input", str(second), "--out", str(out), "--no-progress", "--overwrite"]) == 0
+    assert summary_of(out)["input"] == str(second.resolve())
+    assert sorted(p.name for p in out.iterdir()) == ["rejected.jsonl", "summary.json", "train.parquet"]
 
 
 def test_convert_file_raises_input_error(tmp_path):

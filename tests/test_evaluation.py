@@ -277,3 +277,59 @@ def test_plot_training_curves(tmp_path):
     empty.write_text(json.dumps({"step": 1, "data": {"unknown/metric": 1.0}}) + "\n")
     assert curves_main(["--log", str(empty), "--out", str(tmp_path / "empty.png")]) == 0
     _valid_png(tmp_path / "empty.png")  # a figure that says there is nothing to plot
+
+
+# -- user errors: one line, exit code 2, found before generating ------------------------------
+
+
+def _bad_label_at_row_2(tmp_path, bench) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, data = bench
+    rows = pq.read_table(data / "test_random.parquet").to_pylist()
+    rows[1]["reward_model"]["ground_truth"] = "9"
+    path = tmp_path / "bad_label.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(data / "test_random.parquet")), path)
+    return path
+
+
+def _text_file(tmp_path, bench) -> Path:
+    (tmp_path / "notes.parquet").write_text("not parquet")
+    return tmp_path / "notes.parquet"
+
+
+def _sft_parquet(tmp_path, bench) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"messages": [[{"role": "user", "content": "x"}]]}), tmp_path / "sft.parquet")
+    return tmp_path / "sft.parquet"
+
+
+@pytest.mark.parametrize("make_data,model,message", [
+    (lambda tmp, bench: tmp / "missing.parquet", "tiny", "missing.parquet: no such file"),
+    (lambda tmp, bench: tmp, "tiny", "is a directory, expected file"),
+    (_text_file, "tiny", "notes.parquet: not a readable parquet file"),
+    (_sft_parquet, "tiny", "sft.parquet: not an RL parquet, missing column(s) ['prompt', 'reward_model']"),
+    # the label is checked before the model is even looked for, so before any generation
+    (_bad_label_at_row_2, "/nonexistent/model", "bad_label.parquet: row 2 ("),
+    (lambda tmp, bench: bench[1] / "test_random.parquet", "/nonexistent/model", "unknown model '/nonexistent/model'"),
+    (lambda tmp, bench: bench[1] / "test_random.parquet", "FOLDER", "not a Hugging Face model folder, no config.json"),
+])
+def test_cli_user_errors_are_one_line(bench, tmp_path, capsys, make_data, model, message):
+    if model == "FOLDER":
+        (tmp_path / "empty-model").mkdir()
+        model = str(tmp_path / "empty-model")
+    rc = eval_main(["--model", model, "--data", str(make_data(tmp_path, bench)), "--out", str(tmp_path / "report"),
+                    "--backend", "hf", "--device", "cpu", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "report").exists()
+
+
+def test_bad_label_message_names_the_value(bench, tmp_path):
+    from evaluation.scoring import DataError
+
+    with pytest.raises(DataError, match=r"row 2 \(.*\): ground_truth '9' is not a label"):
+        evaluate_responses(_bad_label_at_row_2(tmp_path, bench), ["x", "y", "z"], write=False)

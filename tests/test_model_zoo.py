@@ -24,6 +24,7 @@ import model_zoo
 from model_zoo import (
     BuildError,
     ModelPackageMissing,
+    NotAModelFolder,
     UnknownModel,
     build_tiny_model,
     cache_dir,
@@ -255,8 +256,16 @@ def test_resolve_model_paths_and_errors(monkeypatch, tmp_path):
     monkeypatch.setenv("GRM_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "my-model"
     folder.mkdir()
+    with pytest.raises(NotAModelFolder, match="my-model: not a Hugging Face model folder, no config.json"):
+        resolve_model(folder)
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(NotAModelFolder, match="my-model: the model folder has no tokenizer"):
+        resolve_model(folder)  # transformers would ask to install sentencepiece
+    (folder / "tokenizer.json").write_text("{}")
     assert resolve_model(folder) == folder
     assert resolve_model(str(folder)) == folder
+    with pytest.raises(NotAModelFolder, match="config.json: is a file, not a model folder"):
+        resolve_model(folder / "config.json")
     with pytest.raises(ValueError, match="only to built-in models"):
         resolve_model(folder, out=tmp_path / "elsewhere")
     with pytest.raises(UnknownModel, match="not a built-in model .*smollm2, tiny"):
