@@ -248,12 +248,55 @@ def test_pathological_inputs_stay_fast():
         assert time.perf_counter() - t0 < 1.0
 
 
+def _degenerate(size: int) -> dict[str, str]:
+    """Shapes of a model stuck repeating itself up to the length limit, about `size` chars."""
+    closed = "".join(f"<{TAGS[n]}>Verdict: {v}</{TAGS[n]}>" for n, v in
+                     (("query_analysis", "how-to"), ("subject_match", "exact"), ("need", "met")))
+    reps = lambda unit: unit * (size // len(unit))  # noqa: E731
+    return {
+        "unclosed step, markers on lines": "<query_analysis>" + reps("Verdict: how-to\n"),
+        "unclosed step, markers on one line": "<query_analysis>" + reps("Verdict: how-to "),
+        "unclosed last step, zh markers": closed + "<constraints>" + reps("结论：none "),
+        "closed step, markers without colon": "<query_analysis>" + reps("Verdict ") + "</query_analysis>",
+        "closed step, marker then spaces": "<query_analysis>Verdict" + reps(" \t") + "</query_analysis>",
+        "opening tags repeated": reps("<query_analysis>Verdict: how-to "),
+        "every tag opened, repeated": reps("".join(f"<{t}>Verdict: x" for t in TAGS.values())),
+        "closing tags repeated": reps("</query_analysis>"),
+        "answer never closed": closed + "<constraints>Verdict: none</constraints>" + reps("<answer>3"),
+        "runs of '<'": reps("<"),
+        "well-formed, then junk": response(3) + reps("Verdict: x<need>"),
+    }
+
+
+def _best_time(fn, repeat: int = 3) -> float:
+    import time
+
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+@pytest.mark.parametrize("shape", sorted(_degenerate(64)))
+def test_reward_is_linear_on_degenerate_output(shape):
+    # 16x the input may cost about 16x the time; a quadratic path costs 256x.
+    # Both sizes run on the same machine, so the bound does not depend on its speed.
+    small, large = _degenerate(64 * 1024)[shape], _degenerate(1024 * 1024)[shape]
+    t_small = max(_best_time(lambda: compute_score("r", small, 3)), 1e-4)
+    t_large = _best_time(lambda: compute_score("r", large, 3))
+    assert compute_score("r", large, 3)["format_ok"] == 0.0
+    assert t_large / t_small < 64, f"{shape}: {t_small * 1e3:.1f} ms -> {t_large * 1e3:.1f} ms"
+
+
 # -- tolerance ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("line", [
     "Verdict: EXACT", "verdict: exact.", "**Verdict:** **exact**", "VERDICT : 'exact'",
     "Verdict:exact", "Verdict：exact", "结论: exact", "结论：Exact。", "  Verdict:   exact  ",
+    "Verdict:\u00a0exact", "结论：\u3000exact", "Verdict: exact\u3000", "Verdict:\u2003exact\u00a0",
 ])
 def test_verdict_tolerance(line):
     text = response(3).replace("Verdict: exact", line)
@@ -262,7 +305,7 @@ def test_verdict_tolerance(line):
     assert steps_of(out)[1]["verdict"] == "exact"
 
 
-@pytest.mark.parametrize("body", [" 3 ", "\n3\n", "3.", "**3**", "'3'", "+3"])
+@pytest.mark.parametrize("body", [" 3 ", "\n3\n", "3.", "**3**", "'3'", "+3", "\u00a03", "\u30003\u3000"])
 def test_answer_tolerance(body):
     out = score(response().replace("<answer>3</answer>", f"<answer>{body}</answer>"))
     assert out["pred"] == 3 and out["score"] == 1.0
