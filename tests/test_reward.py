@@ -413,6 +413,48 @@ def test_bad_ground_truth_raises(gt):
         score(response(3), gt)
 
 
+@pytest.mark.parametrize("gt", [True, False, np.bool_(True)])
+def test_bool_ground_truth_is_not_a_label(gt):
+    with pytest.raises(ValueError, match="ground_truth .*bool"):
+        score(response(1), gt)
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("step_gold", [
+    "[" * 100_000 + "]" * 100_000,
+    '{"need": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    {"need": _nested(100_000)},
+], ids=["json-array", "json-object", "mapping"])
+def test_deeply_nested_step_gold_is_a_value_error(step_gold):
+    with pytest.raises(ValueError, match="step_gold|annotation"):
+        score(response(3), 3, {"step_gold": step_gold})
+
+
+@pytest.mark.parametrize("extra_info", ['{"criteria": "free_form"}', ["criteria"], 5, b"{}"])
+def test_extra_info_of_the_wrong_type_raises(extra_info):
+    with pytest.raises(ValueError, match="extra_info must be a mapping"):
+        score(response(3), 3, extra_info)
+
+
+@pytest.mark.parametrize("criteria", [5, ["free_form"], {"name": "x"}, True])
+def test_criteria_of_the_wrong_type_raises(criteria):
+    with pytest.raises(ValueError, match=r"extra_info\['criteria'\] must be a criteria name"):
+        score(response(3), 3, {"criteria": criteria})
+    with pytest.raises(ValueError, match="reward kwarg criteria must be a criteria name"):
+        score(response(3), 3, criteria=criteria)
+
+
+def test_missing_or_empty_criteria_is_the_default():
+    for info in (None, {}, {"criteria": None}, {"criteria": ""}):
+        assert score(response(3), 3, info)["score"] == 1.0
+
+
 # -- variants and config --------------------------------------------------------------------
 
 
@@ -457,6 +499,12 @@ def test_config_errors():
         score(response(), 3, variant="ordinal", ordinal_lambda="half")
     with pytest.raises(ValueError, match="format_penalty"):
         score(response(), 3, variant="format_penalty", format_penalty=0.5)
+    for bad in (-math.inf, math.nan, "-inf", True):
+        with pytest.raises(ValueError, match="format_penalty"):
+            score(response(), 3, variant="format_penalty", format_penalty=bad)
+    for bad in (math.inf, math.nan, False):
+        with pytest.raises(ValueError, match="ordinal_lambda"):
+            score(response(), 3, variant="ordinal", ordinal_lambda=bad)
     with pytest.raises(ValueError, match="fixes variant"):
         compute_score_ordinal("r", response(), 3, None, variant="outcome")
     with pytest.raises(ValueError, match="criteria"):

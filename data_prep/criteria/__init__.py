@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
+import reprlib
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,12 +142,13 @@ class Criteria:
                 else:
                     raise CriteriaError(
                         f"criteria '{self.name}': annotation for step '{step.name}' must be a "
-                        f"verdict or a non-empty list of verdicts, got {ann!r}")
-                bad = [v for v in values if v not in step.verdicts]
+                        f"verdict or a non-empty list of verdicts, got {reprlib.repr(ann)}")
+                # reprlib: a hostile annotation may nest deeper than repr() can recurse.
+                bad = [v for v in values if not isinstance(v, str) or v not in step.verdicts]
                 if bad:
                     raise CriteriaError(
                         f"criteria '{self.name}': annotation for step '{step.name}' has "
-                        f"verdict(s) {bad} not in {list(step.verdicts)}"
+                        f"verdict(s) {reprlib.repr(bad)} not in {list(step.verdicts)}"
                     )
                 gold[step.name] = values
             else:
