@@ -14,6 +14,7 @@ from model_zoo import resolve_model
 from reward import compute_score
 from sam_advantage.reward_manager import SamStepRewardManager, step_fields
 from sam_advantage.token_spans import spans_to_token_ranges, step_ids_from_ranges, token_char_offsets
+from timing import best_time
 
 STEPS = {
     "query_analysis": ("The query asks for 苹果 phone cases 📱 under ¥100.", "purchase"),
@@ -126,17 +127,6 @@ def test_sam_reward_manager_rejects_a_reward_without_steps(tokenizer):
 # -- hostile token sequences: linear, and offsets still tile the text ------------------------
 
 
-def _best_time(fn, repeat: int = 2) -> float:
-    import time
-
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def _tiles(tokenizer, ids, offsets) -> None:
     text = tokenizer.decode(ids, skip_special_tokens=True)
     assert offsets.shape == (len(ids), 2)
@@ -163,8 +153,8 @@ def test_a_response_cut_mid_character_keeps_its_offsets(tokenizer):
 def test_a_response_cut_mid_character_is_not_quadratic(tokenizer):
     # Was a fallback to prefix decoding: about 40x the time of the uncut response at 4k tokens.
     ids, cut = _cut_mid_character(tokenizer, 4000)
-    t_whole = _best_time(lambda: token_char_offsets(tokenizer, ids[:cut + 8]))
-    t_cut = _best_time(lambda: token_char_offsets(tokenizer, ids[:cut]))
+    t_whole = best_time(lambda: token_char_offsets(tokenizer, ids[:cut + 8]))
+    t_cut = best_time(lambda: token_char_offsets(tokenizer, ids[:cut]))
     assert t_cut < 3 * t_whole, (t_cut, t_whole)
 
 
@@ -179,11 +169,11 @@ def test_runs_of_special_tokens_and_invalid_bytes_stay_linear(tokenizer):
         "invalid bytes": text_ids[: n // 2] + [stray_byte] * n + text_ids[n // 2:],
     }
     plain = text_ids * 2  # as many tokens, all of them ordinary
-    t_plain = _best_time(lambda: token_char_offsets(tokenizer, plain))
+    t_plain = best_time(lambda: token_char_offsets(tokenizer, plain))
     for name, ids in hostile.items():
         offsets = token_char_offsets(tokenizer, ids)
         _tiles(tokenizer, ids, offsets)
-        assert _best_time(lambda: token_char_offsets(tokenizer, ids)) < 3 * t_plain, name
+        assert best_time(lambda: token_char_offsets(tokenizer, ids)) < 3 * t_plain, name
     # special tokens are empty, at the position where the text resumes
     ids = hostile["special tokens"]
     offsets = token_char_offsets(tokenizer, ids)
