@@ -180,3 +180,27 @@ def test_runs_of_special_tokens_and_invalid_bytes_stay_linear(tokenizer):
     specials = offsets[n // 2: n // 2 + n]
     assert np.all(specials[:, 0] == specials[:, 1]) and len(set(specials[:, 0].tolist())) == 1
     assert np.array_equal(offsets[: n // 2], token_char_offsets(tokenizer, text_ids)[: n // 2])
+
+
+def test_a_reward_function_that_raises_names_the_sample(tokenizer):
+    def buggy_reward(data_source=None, solution_str=None, ground_truth=None, extra_info=None, **kw):
+        if "unmet" in solution_str:
+            raise ZeroDivisionError("division by zero")
+        return compute_score(data_source, solution_str, ground_truth, extra_info)
+
+    from sam_advantage.reward_manager import RewardFunctionError
+
+    manager = SamStepRewardManager(OmegaConf.create({}), tokenizer, buggy_reward)
+    good = _data_item(tokenizer, format_response(STEPS, 3), "3", {"split": "train", "index": 6})
+    assert asyncio.get_event_loop().run_until_complete(manager.run_single(good))["reward_score"] == 1.0
+    bad = _data_item(tokenizer, format_response({**STEPS, "need": ("Not served.", "unmet")}, 1), "1",
+                     {"id": "note-42", "split": "train", "index": 7})
+    with pytest.raises(RewardFunctionError) as err:
+        asyncio.get_event_loop().run_until_complete(manager.run_single(bad))
+    message = str(err.value)
+    for part in ("buggy_reward", "id='note-42'", "split='train'", "index=7", "data_source='grm_relevance'",
+                 "ground_truth='1'", "response starting '<query_analysis>", "ZeroDivisionError: division by zero"):
+        assert part in message, message
+    assert isinstance(err.value.__cause__, ZeroDivisionError)
+    import pickle  # it crosses Ray's process boundary intact
+    assert str(pickle.loads(pickle.dumps(err.value))) == message
