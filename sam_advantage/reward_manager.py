@@ -32,6 +32,13 @@ CORRECT_KEY = "sam_step_correct"
 STEPS_KEY = "steps"  # the reward's per-step JSON
 
 
+def valid_response_ids(item) -> list[int]:
+    """The response tokens the reward saw (verl's naive manager cuts at the attention mask)."""
+    response_ids = item.batch["responses"]
+    valid = int(item.batch["attention_mask"][-response_ids.shape[-1]:].sum())
+    return response_ids[:valid].tolist()
+
+
 class RewardFunctionError(RuntimeError):
     """The reward function raised on one sample; the message names the sample."""
 
@@ -46,9 +53,7 @@ def describe_sample(item, tokenizer) -> str:
     if isinstance(gold, dict):
         parts.append(f"ground_truth={reprlib.repr(gold.get('ground_truth'))}")
     try:
-        response_ids = item.batch["responses"]
-        valid = int(item.batch["attention_mask"][-response_ids.shape[-1]:].sum())
-        text = tokenizer.decode(response_ids[:valid].tolist(), skip_special_tokens=True)
+        text = tokenizer.decode(valid_response_ids(item), skip_special_tokens=True)
         parts.append(f"response starting {text[:120]!r}")
     except Exception:  # the description must not hide the reward's own error
         pass
@@ -73,8 +78,7 @@ class SamStepRewardManager(NaiveRewardManager):
             result = await super().run_single(data)
         except Exception as exc:
             raise RewardFunctionError(
-                f"reward function {getattr(self.compute_score, '__name__', self.compute_score)!s} "
-                f"raised on sample {describe_sample(data[-1:][0], self.tokenizer)}: "
+                f"the reward function raised on sample {describe_sample(data[-1:][0], self.tokenizer)}: "
                 f"{type(exc).__name__}: {exc}") from exc
         extra = result["reward_extra_info"]
         if STEPS_KEY not in extra:
@@ -83,10 +87,7 @@ class SamStepRewardManager(NaiveRewardManager):
                 f"(per-step spans); got keys {sorted(extra)}. Use the project's reward "
                 f"(reward.custom_reward_function.path pointing at reward/__init__.py)."
             )
-        item = data[-1:][0]
-        response_ids = item.batch["responses"]
-        valid = int(item.batch["attention_mask"][-response_ids.shape[-1]:].sum())
-        ids = response_ids[:valid].tolist()
+        ids = valid_response_ids(data[-1:][0])
         spans, correct = step_fields(extra[STEPS_KEY])
 
         def map_spans():

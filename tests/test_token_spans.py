@@ -198,7 +198,7 @@ def test_a_reward_function_that_raises_names_the_sample(tokenizer):
     with pytest.raises(RewardFunctionError) as err:
         asyncio.get_event_loop().run_until_complete(manager.run_single(bad))
     message = str(err.value)
-    for part in ("buggy_reward", "id='note-42'", "split='train'", "index=7", "data_source='grm_relevance'",
+    for part in ("reward function raised on sample id='note-42'", "split='train'", "index=7", "data_source='grm_relevance'",
                  "ground_truth='1'", "response starting '<query_analysis>", "ZeroDivisionError: division by zero"):
         assert part in message, message
     assert isinstance(err.value.__cause__, ZeroDivisionError)
