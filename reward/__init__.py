@@ -25,19 +25,21 @@ Keyword arguments (all optional; anything else raises ValueError):
                   "format_penalty": as outcome, but ``format_penalty`` for malformed
                   output. Range [format_penalty, 1].
   ordinal_lambda  partial credit in [0, 1], default 0.5.
-  format_penalty  score of malformed output, <= 0, default -1.0.
+  format_penalty  score of malformed output, a finite number <= 0, default -1.0.
   criteria        criteria name or YAML path; else ``extra_info["criteria"]``, else "default".
 verl's own ``reward_router_address`` / ``reward_model_tokenizer`` are ignored.
 
-Inputs: ``ground_truth`` is a label as int or string ("3", "-1").
+Inputs: ``ground_truth`` is a label as int or string ("3", "-1"); a bool is not a
+label. ``extra_info`` is a mapping or None; its ``criteria`` a name or path (text).
 ``extra_info["step_gold"]`` (optional; a JSON string or a mapping) maps step
 names to a list of accepted verdicts (a single string is allowed) or null. Its
 entries override the gold derived from the label (``Criteria.gold_steps``);
 null or [] makes a step unverifiable; steps it omits keep the label's gold.
 ``extra_info["lang"]`` is not needed: both verdict markers ("Verdict:" and
 "结论:", either colon, any case) are always accepted. Bad data (a ground truth
-that is not a label, unknown steps or verdicts in step_gold) raises ValueError;
-model output never raises.
+that is not a label, an extra_info or criteria of another type, unknown steps or
+verdicts in step_gold, a step_gold nested too deeply) raises ValueError; model
+output never raises.
 
 Tags are matched exactly as the prompt writes them (case-sensitive: "<Need>" is
 not "<need>"). Well-formed (stepwise criteria) means: every step tag present

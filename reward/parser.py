@@ -27,7 +27,10 @@ from data_prep.criteria import Criteria, load_criteria
 # Characters a model may put around a verdict or label without changing it
 # (markdown bold, quotes, brackets, sentence punctuation, CJK punctuation).
 # '-' and '+' are absent on purpose: they belong to labels like "-1".
-STRIP_CHARS = " \t\r\n\f\v.,;:!?'\"`*_()[]{}<>。，；：！？“”‘’「」『』（）【】、"
+# Every Unicode space is stripped too (NBSP and the ideographic space U+3000,
+# common after a full-width colon, are the ones models write; all are below U+3001).
+STRIP_CHARS = ("".join(filter(str.isspace, map(chr, range(0x3001))))
+               + ".,;:!?'\"`*_()[]{}<>。，；：！？“”‘’「」『』（）【】、")
 _LABEL_RE = re.compile(r"[+\-\u2212\uff0d]?[0-9]{1,6}")  # bounded: int() of huge digit runs raises
 _MINUS = str.maketrans({"\u2212": "-", "\uff0d": "-"})
 # Marker, optional spaces, ASCII or full-width colon, then the verdict on the same line.
@@ -123,14 +126,17 @@ class ResponseParser:
         # quantifiers and atomic groups keep a failed match linear: a step can
         # only end at the first "<" after its opening tag, so there is nothing
         # to gain by backtracking into it. Inside a step the greedy `[^<]*`
-        # before the marker picks the LAST marker.
+        # before the marker picks the LAST marker. The lookahead checks first
+        # that the closing tag comes next: without it, a step that is never
+        # closed retries the rest of the body from every earlier marker
+        # (quadratic on a response repeating "Verdict: ..." to the length limit).
         parts = []
         if self.reasoning_tag:
             t = re.escape(self.reasoning_tag)
             parts.append(f"[^<]*+(?:<{t}>[^<]*+</{t}>)?")
         for tag in self.step_tags:
             t = re.escape(tag)
-            parts.append(f"[^<]*+(?>(<{t}>)[^<]*{marker}{_AFTER_MARKER}([^\n<]*+)[^<]*+(</{t}>))")
+            parts.append(f"[^<]*+(?>(<{t}>)(?=[^<]*+</{t}>)[^<]*{marker}{_AFTER_MARKER}([^\n<]*+)[^<]*+(</{t}>))")
         a = re.escape(self.answer_tag)
         parts.append(f"[^<]*+(<{a}>)([^<]*+)(</{a}>)[^<]*+")
         self._fast_re = re.compile("".join(parts))

@@ -5,8 +5,12 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+import numpy as np
 
 from data_prep.criteria import CriteriaError
 
@@ -40,14 +44,31 @@ class RewardConfig:
         return (0.0, 1.0)
 
 
+def _is_bool(value: Any) -> bool:
+    # numpy's bool is not a subclass of bool, but float() and int() take it as 0/1 too.
+    return isinstance(value, (bool, np.bool_))
+
+
 def _number(name: str, value: Any, lo: float, hi: float) -> float:
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"reward kwarg {name}={value!r} is not a number") from None
-    if not (lo <= out <= hi) or math.isnan(out):
-        raise ValueError(f"reward kwarg {name}={out} must lie in [{lo}, {hi}]")
+        out = None
+    if out is None or _is_bool(value):
+        raise ValueError(f"reward kwarg {name}={value!r} is not a number")
+    if not (lo <= out <= hi) or not math.isfinite(out):
+        raise ValueError(f"reward kwarg {name}={out} must be a finite number in [{lo}, {hi}]")
     return out
+
+
+def _criteria_name(value: Any, where: str) -> str | None:
+    """A criteria name or path; None or "" select the default."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    raise ValueError(f"{where} must be a criteria name or a YAML path (text), "
+                     f"got {type(value).__name__} {reprlib.repr(value)}")
 
 
 def make_config(**kwargs: Any) -> RewardConfig:
@@ -63,7 +84,7 @@ def make_config(**kwargs: Any) -> RewardConfig:
         variant=variant,
         ordinal_lambda=_number("ordinal_lambda", kwargs.get("ordinal_lambda", 0.5), 0.0, 1.0),
         format_penalty=_number("format_penalty", kwargs.get("format_penalty", -1.0), -math.inf, 0.0),
-        criteria=str(criteria) if criteria else None,
+        criteria=_criteria_name(criteria, "reward kwarg criteria"),
     )
 
 
@@ -90,6 +111,9 @@ def _config(kwargs: dict[str, Any]) -> RewardConfig:
 
 def parse_ground_truth(ground_truth: Any, parser: ResponseParser) -> int:
     """The gold label from an int, a numpy scalar, or a string like "3" / "-1"."""
+    if _is_bool(ground_truth):  # int(True) is 1: a bool is a data bug, not the label 1
+        raise ValueError(f"ground_truth {ground_truth!r} is a bool, not a label of criteria "
+                         f"'{parser.criteria.name}' {sorted(parser.label_values)}")
     try:
         label = int(str(ground_truth).strip())
     except (TypeError, ValueError):
@@ -143,6 +167,9 @@ def _gold_from_json(parser: ResponseParser, label: int, text: str) -> Gold:
         mapping = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"extra_info['step_gold'] is not valid JSON: {exc}: {text[:200]!r}") from None
+    except RecursionError:  # json nests by recursion: "[[[[..." deeper than the stack
+        raise ValueError(f"extra_info['step_gold'] is nested too deeply to be step annotations: "
+                         f"{text[:200]!r}") from None
     if not isinstance(mapping, dict):
         raise ValueError(f"extra_info['step_gold'] must be a JSON object, got {text[:200]!r}")
     return _gold_from_mapping(parser, label, mapping)
@@ -190,10 +217,19 @@ def score_response(
     solution_str: Any, ground_truth: Any, extra_info: Any = None, cfg: RewardConfig = _DEFAULT_CONFIG
 ) -> dict[str, Any]:
     # `type(...) is dict` first: an ABC isinstance check costs more than the parse of a step.
-    info = extra_info if type(extra_info) is dict or isinstance(extra_info, Mapping) else {}
-    criteria = cfg.criteria or info.get("criteria")
-    if not (criteria and isinstance(criteria, str)):
-        criteria = "default"
+    if type(extra_info) is dict or isinstance(extra_info, Mapping):
+        info = extra_info
+    elif extra_info is None:
+        info = {}
+    else:
+        raise ValueError(f"extra_info must be a mapping (or None), got {type(extra_info).__name__} "
+                         f"{reprlib.repr(extra_info)}")
+    criteria = cfg.criteria
+    if criteria is None:
+        criteria = info.get("criteria")
+        if type(criteria) is not str:
+            criteria = _criteria_name(criteria, "extra_info['criteria']")
+        criteria = criteria or "default"
     parser = _PARSERS.get(criteria) or get_parser(criteria)
     label = ground_truth if type(ground_truth) is int and ground_truth in parser.label_values \
         else parse_ground_truth(ground_truth, parser)

@@ -23,39 +23,61 @@ from typing import Sequence
 import numpy as np
 
 _REPLACEMENT = "\ufffd"
+# A UTF-8 character has at most 4 bytes and a byte-level token at least one, so a
+# character still incomplete after this many tokens never completes: its bytes are
+# invalid and their replacement characters are final text.
+_MAX_WAIT = 4
 
 
 def token_char_offsets(tokenizer, ids: Sequence[int], text: str | None = None,
                        skip_special_tokens: bool = True) -> np.ndarray:
     """[n, 2] character (start, end) of each token in ``decode(ids)``.
 
-    ``text`` is the full decoded string (as the reward saw it). If the pieces do
-    not add up to it (a tokenizer whose decode is not concatenative), offsets
-    fall back to prefix decoding, which is exact but quadratic.
+    ``text`` is the full decoded string (as the reward saw it). Linear in the
+    number of tokens: each decode sees at most a few tokens, including a
+    response cut in the middle of a character (at the length limit), runs of
+    special tokens and invalid bytes. Only if the pieces do not add up to the
+    text (a tokenizer whose decode is not concatenative) do offsets fall back to
+    prefix decoding, which is exact but quadratic.
     """
     ids = [int(i) for i in ids]
     if text is None:
         text = tokenizer.decode(ids, skip_special_tokens=skip_special_tokens)
+    # Skipped special tokens add no text: leave them out of the decode windows,
+    # so that a run of them does not widen every window after it.
+    skipped = frozenset(getattr(tokenizer, "all_special_ids", None) or ()) \
+        if skip_special_tokens else frozenset()
+    kept = [i for i, t in enumerate(ids) if t not in skipped]
+    kept_ids = [ids[i] for i in kept]
 
-    def decode(a: int, b: int) -> str:
-        return tokenizer.decode(ids[a:b], skip_special_tokens=skip_special_tokens)
+    def decode(a: int, b: int) -> str:  # a, b index `kept`
+        return tokenizer.decode(kept_ids[a:b], skip_special_tokens=skip_special_tokens)
 
     offsets = np.zeros((len(ids), 2), dtype=np.int64)
     pos = 0
-    prefix, read = 0, 0  # ids[prefix:read] is the context already turned into text
+    done = 0  # ids[:done] have their offsets
+    prefix, read = 0, 0  # kept[prefix:read] is the context already turned into text
     pieces = []
-    for i in range(len(ids)):
+    last = len(kept) - 1
+    for i in range(len(kept)):
         before = decode(prefix, read)
         after = decode(prefix, i + 1)
-        if len(after) <= len(before) or after.endswith(_REPLACEMENT) or not after.startswith(before):
-            offsets[i] = (pos, pos)  # a special token, or part of a character: no text yet
+        if not after.startswith(before):
+            continue
+        # No text yet (a character split over tokens) or a replacement character
+        # that the next token may complete: wait, but never longer than a
+        # character can take, and the last token has no next one.
+        waiting = len(after) == len(before) or after.endswith(_REPLACEMENT)
+        if waiting and i < last and i - read < _MAX_WAIT:
             continue
         piece = after[len(before):]
-        offsets[read:i] = pos  # tokens that waited on this character start where it does
-        offsets[i] = (pos, pos + len(piece))
+        offsets[done:kept[i]] = pos  # tokens that waited on this text start where it does
+        offsets[kept[i]] = (pos, pos + len(piece))
         pieces.append(piece)
         pos += len(piece)
+        done = kept[i] + 1
         prefix, read = read, i + 1
+    offsets[done:] = pos  # skipped tokens at the end
     if "".join(pieces) != text:
         return _prefix_offsets(tokenizer, ids, text, skip_special_tokens)
     return offsets

@@ -231,6 +231,30 @@ BROKEN = {
     "no english prompt": (_del("prompt", "en"), "field 'prompt' needs at least the 'en' prompt"),
     "unknown language": (_set({"user": "{query}{title}{content}"}, "prompt", "fr"),
                          "prompt.fr: language must be one of"),
+    # misspelt fields are errors, not ignored
+    "misspelt top-level field": (_set([], "lable_rules"),
+                                 ("unknown field 'lable_rules'", "did you mean 'label_rules'?")),
+    "misspelt step field": (_step_set("need", "verdict", ["met"]),
+                            ("step 'need': unknown field 'verdict'", "did you mean 'verdicts'?")),
+    "misspelt label field": (lambda raw: raw["labels"][0].update(rules="x"),
+                             ("labels[0]: unknown field 'rules'", "did you mean 'rule'?")),
+    "misspelt answer field": (_set("Answer", "answer", "titel"), "answer: unknown field 'titel'"),
+    "misspelt rule field": (lambda raw: raw["label_rules"][0].update(lable=-1),
+                            "label_rules[0]: unknown field 'lable'"),
+    "misspelt prompt field": (_set("x", "prompt", "en", "sytem"), "prompt.en: unknown field 'sytem'"),
+    # verdicts the reward could never read back
+    "verdicts differing in case": (_step_set("query_analysis", "verdicts", ["how-to", "How-To"]),
+                                   "step 'query_analysis': field 'verdicts' has verdicts that differ only in case"),
+    "verdict with a trailing space": (_step_set("query_analysis", "verdicts", ["how-to", "review "]),
+                                      "verdict 'review ' is read back as no verdict"),
+    "verdict with a newline": (_step_set("query_analysis", "verdicts", ["how-to", "re\nview"]),
+                               "verdict 're\\nview' is read back as no verdict"),
+    "verdict with a tag": (_step_set("query_analysis", "verdicts", ["how-to", "see <answer>"]),
+                           "verdict 'see <answer>' is read back as no verdict"),
+    "verdict holding the marker": (_step_set("query_analysis", "verdicts", ["how-to", "Verdict: how-to"]),
+                                   "verdict 'Verdict: how-to' is read back as 'how-to'"),
+    "verdict in brackets": (_step_set("query_analysis", "verdicts", ["how-to", "(review)"]),
+                            "verdict '(review)' is read back as no verdict"),
 }
 
 
@@ -247,6 +271,13 @@ def test_broken_config_names_the_file_and_the_field(tmp_path, case):
     for part in (message,) if isinstance(message, str) else message:
         assert part in text, text
     assert "\n" not in text  # one line
+
+
+def test_verdicts_with_inner_spaces_and_symbols_are_read_back(tmp_path):
+    raw = copy.deepcopy(RAW_DEFAULT)
+    step(raw, "query_analysis")["verdicts"] = ["how to", "n/a", "A+B", "无结论", "verdict"]
+    crit = load_criteria(write(tmp_path, raw))
+    assert crit.step("query_analysis").verdicts == ("how to", "n/a", "A+B", "无结论", "verdict")
 
 
 def test_free_form_reasoning_tag_must_differ_from_the_answer_tag(tmp_path):

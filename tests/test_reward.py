@@ -20,6 +20,7 @@ from reward import (
     compute_score_outcome,
     get_parser,
 )
+from timing import best_time
 
 CRIT = load_criteria("default")
 TAGS = {s.name: s.tag for s in CRIT.steps}
@@ -248,12 +249,45 @@ def test_pathological_inputs_stay_fast():
         assert time.perf_counter() - t0 < 1.0
 
 
+def _degenerate(size: int) -> dict[str, str]:
+    """Shapes of a model stuck repeating itself up to the length limit, about `size` chars."""
+    closed = "".join(f"<{TAGS[n]}>Verdict: {v}</{TAGS[n]}>" for n, v in
+                     (("query_analysis", "how-to"), ("subject_match", "exact"), ("need", "met")))
+    reps = lambda unit: unit * (size // len(unit))  # noqa: E731
+    return {
+        "unclosed step, markers on lines": "<query_analysis>" + reps("Verdict: how-to\n"),
+        "unclosed step, markers on one line": "<query_analysis>" + reps("Verdict: how-to "),
+        "unclosed last step, zh markers": closed + "<constraints>" + reps("结论：none "),
+        "closed step, markers without colon": "<query_analysis>" + reps("Verdict ") + "</query_analysis>",
+        "closed step, marker then spaces": "<query_analysis>Verdict" + reps(" \t") + "</query_analysis>",
+        "opening tags repeated": reps("<query_analysis>Verdict: how-to "),
+        "every tag opened, repeated": reps("".join(f"<{t}>Verdict: x" for t in TAGS.values())),
+        "closing tags repeated": reps("</query_analysis>"),
+        "answer never closed": closed + "<constraints>Verdict: none</constraints>" + reps("<answer>3"),
+        "runs of '<'": reps("<"),
+        "well-formed, then junk": response(3) + reps("Verdict: x<need>"),
+    }
+
+
+@pytest.mark.parametrize("shape", sorted(_degenerate(64)))
+def test_reward_is_linear_on_degenerate_output(shape):
+    # 16x the input may cost about 16x the time; a quadratic path costs 256x. The
+    # bound leaves room for cache effects and a busy machine. Both sizes run on the
+    # same machine, so it does not depend on the machine's speed.
+    small, large = _degenerate(64 * 1024)[shape], _degenerate(1024 * 1024)[shape]
+    t_small = max(best_time(lambda: compute_score("r", small, 3), repeat=5), 1e-4)
+    t_large = best_time(lambda: compute_score("r", large, 3))
+    assert compute_score("r", large, 3)["format_ok"] == 0.0
+    assert t_large / t_small < 100, f"{shape}: {t_small * 1e3:.1f} ms -> {t_large * 1e3:.1f} ms"
+
+
 # -- tolerance ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("line", [
     "Verdict: EXACT", "verdict: exact.", "**Verdict:** **exact**", "VERDICT : 'exact'",
     "Verdict:exact", "Verdict：exact", "结论: exact", "结论：Exact。", "  Verdict:   exact  ",
+    "Verdict:\u00a0exact", "结论：\u3000exact", "Verdict: exact\u3000", "Verdict:\u2003exact\u00a0",
 ])
 def test_verdict_tolerance(line):
     text = response(3).replace("Verdict: exact", line)
@@ -262,7 +296,7 @@ def test_verdict_tolerance(line):
     assert steps_of(out)[1]["verdict"] == "exact"
 
 
-@pytest.mark.parametrize("body", [" 3 ", "\n3\n", "3.", "**3**", "'3'", "+3"])
+@pytest.mark.parametrize("body", [" 3 ", "\n3\n", "3.", "**3**", "'3'", "+3", "\u00a03", "\u30003\u3000"])
 def test_answer_tolerance(body):
     out = score(response().replace("<answer>3</answer>", f"<answer>{body}</answer>"))
     assert out["pred"] == 3 and out["score"] == 1.0
@@ -370,6 +404,48 @@ def test_bad_ground_truth_raises(gt):
         score(response(3), gt)
 
 
+@pytest.mark.parametrize("gt", [True, False, np.bool_(True)])
+def test_bool_ground_truth_is_not_a_label(gt):
+    with pytest.raises(ValueError, match="ground_truth .*bool"):
+        score(response(1), gt)
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("step_gold", [
+    "[" * 100_000 + "]" * 100_000,
+    '{"need": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    {"need": _nested(100_000)},
+], ids=["json-array", "json-object", "mapping"])
+def test_deeply_nested_step_gold_is_a_value_error(step_gold):
+    with pytest.raises(ValueError, match="step_gold|annotation"):
+        score(response(3), 3, {"step_gold": step_gold})
+
+
+@pytest.mark.parametrize("extra_info", ['{"criteria": "free_form"}', ["criteria"], 5, b"{}"])
+def test_extra_info_of_the_wrong_type_raises(extra_info):
+    with pytest.raises(ValueError, match="extra_info must be a mapping"):
+        score(response(3), 3, extra_info)
+
+
+@pytest.mark.parametrize("criteria", [5, ["free_form"], {"name": "x"}, True])
+def test_criteria_of_the_wrong_type_raises(criteria):
+    with pytest.raises(ValueError, match=r"extra_info\['criteria'\] must be a criteria name"):
+        score(response(3), 3, {"criteria": criteria})
+    with pytest.raises(ValueError, match="reward kwarg criteria must be a criteria name"):
+        score(response(3), 3, criteria=criteria)
+
+
+def test_missing_or_empty_criteria_is_the_default():
+    for info in (None, {}, {"criteria": None}, {"criteria": ""}):
+        assert score(response(3), 3, info)["score"] == 1.0
+
+
 # -- variants and config --------------------------------------------------------------------
 
 
@@ -414,6 +490,12 @@ def test_config_errors():
         score(response(), 3, variant="ordinal", ordinal_lambda="half")
     with pytest.raises(ValueError, match="format_penalty"):
         score(response(), 3, variant="format_penalty", format_penalty=0.5)
+    for bad in (-math.inf, math.nan, "-inf", True):
+        with pytest.raises(ValueError, match="format_penalty"):
+            score(response(), 3, variant="format_penalty", format_penalty=bad)
+    for bad in (math.inf, math.nan, False):
+        with pytest.raises(ValueError, match="ordinal_lambda"):
+            score(response(), 3, variant="ordinal", ordinal_lambda=bad)
     with pytest.raises(ValueError, match="fixes variant"):
         compute_score_ordinal("r", response(), 3, None, variant="outcome")
     with pytest.raises(ValueError, match="criteria"):

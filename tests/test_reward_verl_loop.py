@@ -150,3 +150,43 @@ def test_naive_reward_loop_runs_our_reward(tokenizer_dir):
     for row, n_tokens, (_, _, _, expected) in zip(scores, lengths, ROWS):
         assert row[n_tokens - 1].item() == pytest.approx(expected)
         assert row.sum().item() == pytest.approx(expected)
+
+
+def _readme_reward_overrides() -> list[str]:
+    """Every reward_kwargs override the README documents, one per alternative value."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    path = str(load_criteria("default").source)
+    out = []
+    for code in re.findall(r"`([^`]*reward_kwargs\.[^`]*=[^`]*)`", readme):
+        key, _, values = code.partition("=")
+        out += [f"{key}={value.replace('PATH', path)}" for value in values.split("\\|")]
+    return out
+
+
+def test_readme_reward_overrides_compose_and_reach_the_reward():
+    # The recipes' config, as `main_ppo --config-name grpo_sam` (and the launcher) compose it.
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+    from pathlib import Path
+
+    from reward import make_config
+
+    overrides = _readme_reward_overrides()
+    names = {o.partition("=")[0].lstrip("+").rsplit(".", 1)[1] for o in overrides}
+    assert names == {"variant", "ordinal_lambda", "format_penalty", "criteria"}, overrides
+    recipes = str(Path(__file__).resolve().parents[1] / "recipes")
+    together = [o for o in overrides if "variant=" not in o] + [
+        next(o for o in overrides if "variant=" in o)]
+    for batch in [[o] for o in overrides] + [together]:
+        with initialize_config_dir(config_dir=recipes, version_base=None):
+            cfg = compose(config_name="grpo_sam", overrides=batch)
+        kwargs = OmegaConf.to_container(cfg.reward.custom_reward_function.reward_kwargs)
+        config = make_config(**kwargs)
+        for o in batch:
+            key, _, value = o.partition("=")
+            field = key.rsplit(".", 1)[1]
+            got = getattr(config, field)
+            assert (got == float(value)) if isinstance(got, float) else (got == value), (o, config)

@@ -14,6 +14,7 @@ from model_zoo import resolve_model
 from reward import compute_score
 from sam_advantage.reward_manager import SamStepRewardManager, step_fields
 from sam_advantage.token_spans import spans_to_token_ranges, step_ids_from_ranges, token_char_offsets
+from timing import best_time
 
 STEPS = {
     "query_analysis": ("The query asks for 苹果 phone cases 📱 under ¥100.", "purchase"),
@@ -121,3 +122,85 @@ def test_sam_reward_manager_rejects_a_reward_without_steps(tokenizer):
                                    lambda **kw: {"score": 1.0, "acc": 1.0})
     with pytest.raises(KeyError, match="steps"):
         asyncio.get_event_loop().run_until_complete(manager.run_single(item))
+
+
+# -- hostile token sequences: linear, and offsets still tile the text ------------------------
+
+
+def _tiles(tokenizer, ids, offsets) -> None:
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    assert offsets.shape == (len(ids), 2)
+    assert offsets[0, 0] == 0 and offsets[-1, 1] == len(text)
+    assert np.all(offsets[1:, 0] == offsets[:-1, 1]) and np.all(offsets[:, 1] >= offsets[:, 0])
+
+
+def _cut_mid_character(tokenizer, n_tokens: int):
+    ids = tokenizer.encode("<query_analysis>长文本🙂 推理 " * (n_tokens // 4), add_special_tokens=False)
+    cut = next(c for c in range(n_tokens, len(ids))
+               if tokenizer.decode(ids[:c], skip_special_tokens=True).endswith("\ufffd"))
+    return ids, cut
+
+
+def test_a_response_cut_mid_character_keeps_its_offsets(tokenizer):
+    ids, cut = _cut_mid_character(tokenizer, 200)
+    full, part = token_char_offsets(tokenizer, ids), token_char_offsets(tokenizer, ids[:cut])
+    _tiles(tokenizer, ids[:cut], part)
+    # the tokens before the cut character have the offsets they have in the whole response
+    first = int(np.flatnonzero(full[:, 0] >= part[-1, 0])[0])
+    assert 0 < first < cut and np.array_equal(part[:first], full[:first])
+
+
+def test_a_response_cut_mid_character_is_not_quadratic(tokenizer):
+    # Was a fallback to prefix decoding: about 40x the time of the uncut response at 4k tokens.
+    ids, cut = _cut_mid_character(tokenizer, 4000)
+    t_whole = best_time(lambda: token_char_offsets(tokenizer, ids[:cut + 8]))
+    t_cut = best_time(lambda: token_char_offsets(tokenizer, ids[:cut]))
+    assert t_cut < 3 * t_whole, (t_cut, t_whole)
+
+
+def test_runs_of_special_tokens_and_invalid_bytes_stay_linear(tokenizer):
+    text_ids = tokenizer.encode("<need>ok, Verdict: met</need> " * 500, add_special_tokens=False)
+    n = len(text_ids)
+    # a token that is a lone continuation byte: every copy is its own replacement character
+    stray_byte = next(i for i in range(len(tokenizer))
+                      if tokenizer.decode([i, i, i]) == "\ufffd" * 3)
+    hostile = {
+        "special tokens": text_ids[: n // 2] + [tokenizer.eos_token_id] * n + text_ids[n // 2:],
+        "invalid bytes": text_ids[: n // 2] + [stray_byte] * n + text_ids[n // 2:],
+    }
+    plain = text_ids * 2  # as many tokens, all of them ordinary
+    t_plain = best_time(lambda: token_char_offsets(tokenizer, plain))
+    for name, ids in hostile.items():
+        offsets = token_char_offsets(tokenizer, ids)
+        _tiles(tokenizer, ids, offsets)
+        assert best_time(lambda: token_char_offsets(tokenizer, ids)) < 3 * t_plain, name
+    # special tokens are empty, at the position where the text resumes
+    ids = hostile["special tokens"]
+    offsets = token_char_offsets(tokenizer, ids)
+    specials = offsets[n // 2: n // 2 + n]
+    assert np.all(specials[:, 0] == specials[:, 1]) and len(set(specials[:, 0].tolist())) == 1
+    assert np.array_equal(offsets[: n // 2], token_char_offsets(tokenizer, text_ids)[: n // 2])
+
+
+def test_a_reward_function_that_raises_names_the_sample(tokenizer):
+    def buggy_reward(data_source=None, solution_str=None, ground_truth=None, extra_info=None, **kw):
+        if "unmet" in solution_str:
+            raise ZeroDivisionError("division by zero")
+        return compute_score(data_source, solution_str, ground_truth, extra_info)
+
+    from sam_advantage.reward_manager import RewardFunctionError
+
+    manager = SamStepRewardManager(OmegaConf.create({}), tokenizer, buggy_reward)
+    good = _data_item(tokenizer, format_response(STEPS, 3), "3", {"split": "train", "index": 6})
+    assert asyncio.get_event_loop().run_until_complete(manager.run_single(good))["reward_score"] == 1.0
+    bad = _data_item(tokenizer, format_response({**STEPS, "need": ("Not served.", "unmet")}, 1), "1",
+                     {"id": "note-42", "split": "train", "index": 7})
+    with pytest.raises(RewardFunctionError) as err:
+        asyncio.get_event_loop().run_until_complete(manager.run_single(bad))
+    message = str(err.value)
+    for part in ("reward function raised on sample id='note-42'", "split='train'", "index=7", "data_source='grm_relevance'",
+                 "ground_truth='1'", "response starting '<query_analysis>", "ZeroDivisionError: division by zero"):
+        assert part in message, message
+    assert isinstance(err.value.__cause__, ZeroDivisionError)
+    import pickle  # it crosses Ray's process boundary intact
+    assert str(pickle.loads(pickle.dumps(err.value))) == message

@@ -10,9 +10,11 @@ or by a path to a YAML file.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import itertools
 import re
+import reprlib
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,16 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # label_rules, step_instructions, verdict_marker, label_values, answer_tag,
 # reasoning_tag; an unknown name is shown literally.
 REQUIRED_PLACEHOLDERS = ("query", "title", "content")
+# The keys each mapping of a criteria file may have: a misspelt key is an error,
+# not a silently ignored field.
+TOP_KEYS = ("name", "version", "format", "labels", "verdict_marker", "verdict_marker_zh", "steps",
+            "reasoning_tag", "answer", "label_rules", "prompt")
+LABEL_KEYS = ("value", "name", "rule", "rule_zh")
+STEP_KEYS = ("name", "tag", "title", "title_zh", "question", "question_zh", "verdicts",
+             "gold_from_label")
+ANSWER_KEYS = ("tag", "title", "title_zh")
+RULE_KEYS = ("when", "label")
+PROMPT_KEYS = ("system", "user")
 
 
 class CriteriaError(ValueError):
@@ -141,12 +153,13 @@ class Criteria:
                 else:
                     raise CriteriaError(
                         f"criteria '{self.name}': annotation for step '{step.name}' must be a "
-                        f"verdict or a non-empty list of verdicts, got {ann!r}")
-                bad = [v for v in values if v not in step.verdicts]
+                        f"verdict or a non-empty list of verdicts, got {reprlib.repr(ann)}")
+                # reprlib: a hostile annotation may nest deeper than repr() can recurse.
+                bad = [v for v in values if not isinstance(v, str) or v not in step.verdicts]
                 if bad:
                     raise CriteriaError(
                         f"criteria '{self.name}': annotation for step '{step.name}' has "
-                        f"verdict(s) {bad} not in {list(step.verdicts)}"
+                        f"verdict(s) {reprlib.repr(bad)} not in {list(step.verdicts)}"
                     )
                 gold[step.name] = values
             else:
@@ -173,6 +186,14 @@ def _req(raw: Mapping[str, Any], key: str, where: str, typ: type | tuple[type, .
                          for t in (typ if isinstance(typ, tuple) else (typ,)))
         raise CriteriaError(f"{where}: field '{key}' must be {names}, got {type(value).__name__}")
     return value
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in raw:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise CriteriaError(f"{where}: unknown field {key!r}; {hint}allowed: {list(allowed)}")
 
 
 def _check_tag(tag: str, where: str) -> str:
@@ -222,6 +243,7 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
         raise CriteriaError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
     name = _req(raw, "name", source, str)
     where = f"{source} (criteria '{name}')"
+    _check_keys(raw, TOP_KEYS, where)
     fmt = raw.get("format", "stepwise")
     if fmt not in FORMATS:
         raise CriteriaError(f"{where}: field 'format' must be one of {FORMATS}, got {fmt!r}")
@@ -237,6 +259,7 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
         lw = f"{where}: labels[{i}]"
         if not isinstance(lab, Mapping):
             raise CriteriaError(f"{lw}: must be a mapping")
+        _check_keys(lab, LABEL_KEYS, lw)
         value = _req(lab, "value", lw, int)
         labels.append(
             Label(value=value, name=_req(lab, "name", lw, str),
@@ -249,6 +272,7 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
         raise CriteriaError(f"{where}: field 'labels' has duplicate values {label_values}")
 
     answer = _req(raw, "answer", where, Mapping)
+    _check_keys(answer, ANSWER_KEYS, f"{where}: answer")
     answer_tag = _check_tag(_req(answer, "tag", f"{where}: answer", str), f"{where}: answer")
 
     steps: list[Step] = []
@@ -260,6 +284,7 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
             raise CriteriaError(f"{sw}: must be a mapping")
         sname = _req(st, "name", sw, str)
         sw = f"{where}: step '{sname}'"
+        _check_keys(st, STEP_KEYS, sw)
         if sname in seen_names:
             raise CriteriaError(f"{sw}: duplicate step name")
         tag = _check_tag(str(st.get("tag", sname)), sw)
@@ -270,6 +295,10 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
             raise CriteriaError(f"{sw}: field 'verdicts' is empty")
         if len(set(verdicts)) != len(verdicts):
             raise CriteriaError(f"{sw}: field 'verdicts' has duplicates {list(verdicts)}")
+        folded = [v.casefold() for v in verdicts]
+        if len(set(folded)) != len(folded):
+            raise CriteriaError(f"{sw}: field 'verdicts' has verdicts that differ only in case "
+                                f"{list(verdicts)}; a response's verdict is read case-insensitively")
         gold_raw = st.get("gold_from_label")
         gold_raw = {} if gold_raw is None else gold_raw
         if not isinstance(gold_raw, Mapping):
@@ -318,6 +347,7 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
         rw = f"{where}: label_rules[{i}]"
         if not isinstance(rule, Mapping):
             raise CriteriaError(f"{rw}: must be a mapping with 'when' and 'label'")
+        _check_keys(rule, RULE_KEYS, rw)
         when = _req(rule, "when", rw, Mapping)
         lv = _req(rule, "label", rw, int)
         if lv not in label_values:
@@ -342,6 +372,7 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
             raise CriteriaError(f"{pw}: language must be one of {LANGS}")
         if not isinstance(body, Mapping):
             raise CriteriaError(f"{pw}: must be a mapping with 'system' and 'user'")
+        _check_keys(body, PROMPT_KEYS, pw)
         user = _req(body, "user", pw, str)
         _check_user_prompt(user, pw)
         system = body.get("system")
@@ -351,7 +382,7 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
     if "en" not in prompts:
         raise CriteriaError(f"{where}: field 'prompt' needs at least the 'en' prompt")
 
-    return Criteria(
+    criteria = Criteria(
         name=name, format=fmt, labels=tuple(labels), steps=tuple(steps), answer_tag=answer_tag,
         prompts=prompts, label_rules=tuple(rules),
         verdict_marker=_opt_str(raw, "verdict_marker", "Verdict:", where),
@@ -362,6 +393,39 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
         source=source, version=version,
         _step_index={s.name: i for i, s in enumerate(steps)},
     )
+    _check_verdicts_read_back(criteria, where)
+    return criteria
+
+
+def _check_verdicts_read_back(crit: Criteria, where: str) -> None:
+    """Every verdict, written as the prompt asks, must be read back as itself.
+
+    The reward parser is the one definition of how a verdict is read, so it is
+    asked directly instead of restating its rules here.
+    """
+    if not crit.steps:
+        return
+    from data_prep.prompt import format_response  # lazy: both modules read this one
+    from reward.parser import ResponseParser
+
+    parser = ResponseParser(crit)
+    label = crit.label_values[0]
+    usual = {s.name: ("x", s.verdicts[0]) for s in crit.steps}
+    for k, step in enumerate(crit.steps):
+        for verdict in step.verdicts:
+            for lang in LANGS:
+                text = format_response({**usual, step.name: ("x", verdict)}, label, crit, lang)
+                # Both parser paths: the fast one also takes a verdict written exactly.
+                got = parser.parse(text).steps[k][2]
+                if got == verdict:
+                    got = parser.parse_slow(text).steps[k][2]
+                if got != verdict:
+                    read = "as no verdict" if got is None else f"as {got!r}"
+                    raise CriteriaError(
+                        f"{where}: step '{step.name}': verdict {verdict!r} is read back {read} "
+                        f"after '{crit.marker(lang)}'; a verdict is the rest of the marker's line "
+                        "with surrounding spaces and punctuation dropped, so it must be one line "
+                        "without tags or the verdict marker")
 
 
 def _check_rules_agree_with_gold(rules, steps, label_values, where) -> None:
