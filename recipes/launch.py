@@ -123,15 +123,34 @@ def build_command(args, machine: str, model: Path, data_dir: Path, val_file: Pat
             "--config-name", args.config, *overrides]
 
 
-def check_config(config_name: str, overrides: list[str]) -> None:
-    """Compose the config here and run the SAM start-up checks before anything starts."""
+def compose_recipe(config_name: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
+    with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def check_config(config_name: str, overrides: list[str]) -> None:
+    """Compose the config here and run the SAM start-up checks before anything starts."""
     from sam_advantage.config import validate_run_config
 
-    with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
-        cfg = compose(config_name=config_name, overrides=overrides)
-    validate_run_config(cfg)
+    validate_run_config(compose_recipe(config_name, overrides))
+
+
+def recipe_criteria(config_name: str, overrides: list[str]) -> str:
+    """The criteria the recipe's reward reads (the benchmark must be written with it)."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_recipe(config_name, overrides)
+    return OmegaConf.select(cfg, "reward.custom_reward_function.reward_kwargs.criteria", default=None) or "default"
+
+
+def default_data_dir(criteria: str) -> Path:
+    """<cache>/data/benchmark-en for the default criteria, benchmark-en-<name> for another."""
+    from model_zoo import cache_dir
+
+    name = "benchmark-en" if criteria == "default" else f"benchmark-en-{Path(criteria).stem}"
+    return cache_dir() / "data" / name
 
 
 def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None = None) -> dict:
@@ -168,10 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--machine", default="auto", choices=("auto", "cpu", "gpu", "vllm"))
     p.add_argument("--model", default=None, help="tiny | tiny-sft | smollm2 | a local HF folder "
                    "(default: tiny-sft on CPU, smollm2 on GPU)")
-    p.add_argument("--config", default="grpo_sam", help="recipe name under recipes/ (grpo_sam, grpo)")
+    p.add_argument("--config", default="grpo_sam",
+                   help="recipe name under recipes/ (grpo_sam, grpo, grpo_sam_paper)")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: 3 on CPU, 20 on GPU)")
     p.add_argument("--n-gpus", type=int, default=1)
-    p.add_argument("--data-dir", default=None, help="benchmark folder (default: <cache>/data/benchmark-en)")
+    p.add_argument("--data-dir", default=None, help="benchmark folder (default: <cache>/data/benchmark-en, "
+                   "or benchmark-en-<criteria> for a recipe whose reward reads another criteria)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<config>-<time>)")
     p.add_argument("--seed", type=int, default=None,
                    help="seeds the data order (data.seed) and rollout sampling (rollout.seed)")
@@ -181,14 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="Hydra overrides for verl, applied last")
     args = p.parse_args(argv)
 
-    from model_zoo import cache_dir, resolve_model
+    from model_zoo import resolve_model
     from verl_backend.overrides import backend_launch, detect_machine
 
     machine = detect_machine() if args.machine == "auto" else args.machine
     preset = PRESETS[machine]
     out = Path(args.out or REPO / "runs" / f"{args.config}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data_dir = ensure_benchmark(Path(args.data_dir or cache_dir() / "data" / "benchmark-en").resolve())
+    criteria = recipe_criteria(args.config, args.overrides)
+    data_dir = ensure_benchmark(Path(args.data_dir or default_data_dir(criteria)).resolve(), criteria=criteria)
     val_file = subset_parquet(data_dir / "val.parquet", out / "val_subset.parquet", preset["val_rows"])
     model = resolve_model(args.model or preset["model"]).resolve()
     env_add, backend_ovr = backend_launch(machine, n_gpus=args.n_gpus)
