@@ -125,3 +125,16 @@ def test_step_token_counts_match_a_per_step_count():
     mask = (torch.rand(5, 9, generator=g) > 0.3).float()
     expected = torch.stack([((step_ids == k).float() * mask).sum(-1) for k in range(3)], dim=-1)
     assert torch.equal(step_token_counts(step_ids, mask, 3), expected)
+
+
+def test_step_token_counts_from_ranges_match_the_count_over_step_ids():
+    """The trainer mode's shortcut: counts from the token ranges under a prefix response mask."""
+    from sam_advantage.token_spans import ranges_tensor, step_ids_from_ranges, step_token_counts_from_ranges
+
+    rows = [[(0, 3), (3, 7), (9, 12)], [(0, 0), (2, 5), (5, 9)], [(1, 4)]]  # row 2 lacks steps 1, 2
+    lengths = torch.tensor([10.0, 6.0, 12.0])  # row 0's last step and row 1's last two run past the mask
+    mask = (torch.arange(12)[None] < lengths[:, None]).float()
+    expected = step_token_counts(step_ids_from_ranges(rows, 12), mask, 3)
+    got = step_token_counts_from_ranges(ranges_tensor(rows, 3), mask.sum(dim=-1))
+    assert torch.equal(got, expected)
+    assert got.tolist() == [[3, 4, 1], [0, 3, 1], [3, 0, 0]]
