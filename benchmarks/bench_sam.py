@@ -25,7 +25,6 @@ from verl.trainer.ppo.core_algos import (
 )
 
 from sam_advantage.core import VARIANTS, compute_sam_advantage, compute_sam_advantage_and_keep
-from sam_advantage.token_spans import step_token_counts_from_ranges
 
 
 def make_batch(b: int, t: int, g: int, k: int, seed: int = 0):
@@ -68,12 +67,10 @@ def main() -> None:
             fns[f"sam[{v}]+exclude[{short}]"] = (lambda v=v, mode=mode: compute_sam_advantage(
                 rewards, mask, index, step_ids, correct, v, exclude_masked_from_loss=True, loss_agg_mode=mode))
 
-    def trainer_mode_exclusion():  # the step token counts from the ranges, as the estimator does
-        counts = step_token_counts_from_ranges(ranges, mask.sum(dim=-1))
-        return compute_sam_advantage_and_keep(rewards, mask, index, step_ids, correct, "symmetric",
-                                              exclude_masked_from_loss=True, loss_agg_mode="seq-mean-token-mean",
-                                              step_tokens=counts)
-    fns["sam[symmetric]+exclude[seq,ranges]"] = trainer_mode_exclusion
+    # the step token counts from the ranges, as in the trainer mode
+    fns["sam[symmetric]+exclude[seq,ranges]"] = lambda: compute_sam_advantage_and_keep(
+        rewards, mask, index, step_ids, correct, "symmetric", exclude_masked_from_loss=True,
+        loss_agg_mode="seq-mean-token-mean", token_ranges=ranges)
     times: dict[str, list[float]] = {name: [] for name in fns}
     for fn in fns.values():
         fn()  # warm-up: allocator, thread pool

@@ -51,6 +51,8 @@ import pandas as pd
 import torch
 from verl.utils.groupwise import as_torch_index, group_mean_std
 
+from sam_advantage.token_spans import step_token_counts_from_ranges
+
 VARIANTS = ("symmetric", "negative_only", "first_error", "paper", "none")
 CORRECT, WRONG, UNKNOWN = 1, 0, -1
 # verl's loss aggregation modes (`actor_rollout_ref.actor.loss_agg_mode`) and
@@ -150,13 +152,13 @@ def step_keep_table(scalars: torch.Tensor, step_correct: torch.Tensor, variant: 
 def loss_scale(
     keep: torch.Tensor,
     step_tokens: torch.Tensor,
-    response_mask: torch.Tensor,
+    lengths: torch.Tensor,
     loss_agg_mode: str,
 ) -> torch.Tensor:
     """Factor per response [B] on the kept tokens' advantages that takes the masked ones out of the loss.
 
-    ``step_tokens`` [B, K] counts each step's tokens under the response mask.
-    Under ``seq-mean-token-mean`` verl divides sequence i's token sum by its
+    ``step_tokens`` [B, K] counts each step's tokens under the response mask,
+    ``lengths`` [B] the response mask's tokens per row. Under ``seq-mean-token-mean`` verl divides sequence i's token sum by its
     token count L_i: the factor L_i / L_kept_i turns that into a mean over the
     kept tokens. It is exact for every sequence that keeps a token (the answer
     lies outside every step, so a well-formed response always does); a
@@ -170,7 +172,6 @@ def loss_scale(
     batch average. Under the token-sum modes the factor is 1.
     """
     rescale = LOSS_AGG_RESCALE[check_loss_agg_mode(loss_agg_mode)]
-    lengths = response_mask.sum(dim=-1)
     if rescale == NO_RESCALE or keep.numel() == 0:
         return torch.ones_like(lengths)
     masked = ((~keep).to(lengths.dtype) * step_tokens.to(lengths.dtype)).sum(dim=-1)
@@ -203,13 +204,13 @@ def compute_sam_advantage_and_keep(
     epsilon: float = 1e-6,
     exclude_masked_from_loss: bool = False,
     loss_agg_mode: str = "token-mean",
-    step_tokens: torch.Tensor | None = None,
+    token_ranges: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Like `compute_sam_advantage`, also returning the scalars [B] and step keep table [B, K].
 
-    ``step_tokens`` [B, K], each step's token count under the response mask,
-    spares a pass over the step ids when the caller knows it (the trainer
-    mode has each step's token range).
+    ``token_ranges`` (long [B, K, 2], each step's [t0, t1) inside the response
+    mask's prefix; the trainer mode has them) gives the step token counts that
+    the exclusion needs without a pass over the step ids.
     """
     check_loss_agg_mode(loss_agg_mode)
     with torch.no_grad():
@@ -223,9 +224,12 @@ def compute_sam_advantage_and_keep(
         keep = step_keep_table(scalars, step_correct, variant)
         row_advantage = scalars
         if exclude_masked_from_loss:
-            if step_tokens is None:
+            lengths = response_mask.sum(dim=-1)
+            if token_ranges is None:
                 step_tokens = step_token_counts(step_ids, response_mask, keep.shape[-1])
-            row_advantage = scalars * loss_scale(keep, step_tokens, response_mask, loss_agg_mode)
+            else:
+                step_tokens = step_token_counts_from_ranges(token_ranges, lengths)
+            row_advantage = scalars * loss_scale(keep, step_tokens, lengths, loss_agg_mode)
         # Advantage per (response, step) [B, 1 + K]; column 0 is for tokens
         # outside every step. One gather over the [B, T] step ids then builds
         # the token advantages, and one multiply applies the response mask.

@@ -138,3 +138,26 @@ def test_step_token_counts_from_ranges_match_the_count_over_step_ids():
     got = step_token_counts_from_ranges(ranges_tensor(rows, 3), mask.sum(dim=-1))
     assert torch.equal(got, expected)
     assert got.tolist() == [[3, 4, 1], [0, 3, 1], [3, 0, 0]]
+
+
+@pytest.mark.parametrize("mode", ["seq-mean-token-mean", "token-mean"])
+def test_exclusion_from_token_ranges_equals_exclusion_from_step_ids(mode):
+    from sam_advantage.token_spans import ranges_tensor, step_ids_from_ranges
+
+    g = torch.Generator().manual_seed(2)
+    b, t, k = 12, 20, 3
+    lengths = torch.randint(4, t + 1, (b,), generator=g)
+    mask = (torch.arange(t)[None] < lengths[:, None]).float()
+    rew = torch.zeros(b, t)
+    rew[torch.arange(b), lengths - 1] = torch.randint(0, 2, (b,), generator=g).float()
+    cuts = torch.sort(torch.randint(0, t + 1, (b, 2 * k), generator=g), dim=-1).values
+    rows = [[(int(c[2 * i]), int(c[2 * i + 1])) for i in range(k)] for c in cuts]
+    step_ids = step_ids_from_ranges(rows, t)
+    correct = torch.randint(-1, 2, (b, k), generator=g)
+    index = np.array([f"u{i // 4}" for i in range(b)], dtype=object)
+    args = (rew, mask, index, step_ids, correct, "paper")
+    from_ids, _, _ = compute_sam_advantage_and_keep(*args, exclude_masked_from_loss=True, loss_agg_mode=mode)
+    from_ranges, _, _ = compute_sam_advantage_and_keep(*args, exclude_masked_from_loss=True, loss_agg_mode=mode,
+                                                       token_ranges=ranges_tensor(rows, k))
+    torch.testing.assert_close(from_ranges, from_ids)
+    assert torch.count_nonzero(from_ids) > 0
