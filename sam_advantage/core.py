@@ -19,7 +19,8 @@ contradicts its sign, so credit goes to the steps that earned it:
   authors key on whether the final label is correct; under the binary outcome
   reward that is the sign of A_i wherever A_i is non-zero (a correct response
   scores 1, so it lies above its group's mean unless the whole group is
-  correct, where A_i = 0 and nothing is masked either way). Their code leaves a
+  correct, where A_i = 0 and nothing is masked either way; with the ordinal
+  reward a near miss can have A_i > 0, and there the two differ). Their code leaves a
   malformed response unmasked: the SAM trainer mode marks such a response's
   steps unknown (`unmasks_malformed`).
 * ``none``: plain GRPO.
