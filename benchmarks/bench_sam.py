@@ -2,10 +2,13 @@
 
     python benchmarks/bench_sam.py [--batch 4096 --length 1024 --group 8 --steps 4]
 
-Prints the median time of `sam` (each variant), verl's `grpo_vectorized` and
-`grpo` (python loop), and the ratio sam / grpo_vectorized (target: <= 2x;
-reading int64 step ids puts the memory-traffic floor near 1.7x). Runs are
-interleaved so background load hits every estimator alike.
+Prints the median time of `sam` (each variant; `symmetric` and `paper` also with
+masked tokens out of the loss, under `seq-mean-token-mean` and `token-mean`, the
+step token counts from the step ids or, as in the trainer mode, from the ranges),
+verl's `grpo_vectorized` and `grpo` (python loop), and the ratio
+sam / grpo_vectorized (target: <= 2x, with the exclusion too; reading int64
+step ids puts the memory-traffic floor near 1.7x). Runs are interleaved so
+background load hits every estimator alike.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from verl.trainer.ppo.core_algos import (
     compute_grpo_vectorized_outcome_advantage,
 )
 
-from sam_advantage.core import VARIANTS, compute_sam_advantage
+from sam_advantage.core import VARIANTS, compute_sam_advantage, compute_sam_advantage_and_keep
 
 
 def make_batch(b: int, t: int, g: int, k: int, seed: int = 0):
@@ -38,7 +41,8 @@ def make_batch(b: int, t: int, g: int, k: int, seed: int = 0):
     for s in range(k):
         step_ids[(pos >= bounds[:, s:s + 1]) & (pos < bounds[:, s + 1:s + 2])] = s
     correct = torch.randint(-1, 2, (b, k), generator=gen)
-    return rewards, mask, index, step_ids, correct
+    ranges = torch.stack([bounds[:, :-1], bounds[:, 1:]], dim=-1)  # [B, K, 2], as the trainer mode has them
+    return rewards, mask, index, step_ids, correct, ranges
 
 
 def main() -> None:
@@ -53,11 +57,20 @@ def main() -> None:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    rewards, mask, index, step_ids, correct = make_batch(args.batch, args.length, args.group, args.steps)
+    rewards, mask, index, step_ids, correct, ranges = make_batch(args.batch, args.length, args.group, args.steps)
 
     fns = {"grpo_vectorized": lambda: compute_grpo_vectorized_outcome_advantage(rewards, mask, index)}
     for v in VARIANTS:
         fns[f"sam[{v}]"] = (lambda v=v: compute_sam_advantage(rewards, mask, index, step_ids, correct, v))
+    for v in ("symmetric", "paper"):
+        for mode, short in (("seq-mean-token-mean", "seq"), ("token-mean", "tok")):
+            fns[f"sam[{v}]+exclude[{short}]"] = (lambda v=v, mode=mode: compute_sam_advantage(
+                rewards, mask, index, step_ids, correct, v, exclude_masked_from_loss=True, loss_agg_mode=mode))
+
+    # the step token counts from the ranges, as in the trainer mode
+    fns["sam[symmetric]+exclude[seq,ranges]"] = lambda: compute_sam_advantage_and_keep(
+        rewards, mask, index, step_ids, correct, "symmetric", exclude_masked_from_loss=True,
+        loss_agg_mode="seq-mean-token-mean", token_ranges=ranges)
     times: dict[str, list[float]] = {name: [] for name in fns}
     for fn in fns.values():
         fn()  # warm-up: allocator, thread pool
@@ -76,12 +89,13 @@ def main() -> None:
     base = statistics.median(times["grpo_vectorized"])
     print(f"B={args.batch} T={args.length} G={args.group} K={args.steps} threads={torch.get_num_threads()} "
           f"repeats={args.repeats}")
-    print(f"{'estimator':<26}{'median ms':>11}{'min ms':>9}{'x grpo_vectorized':>19}")
+    print(f"{'estimator':<32}{'median ms':>11}{'min ms':>9}{'x grpo_vectorized':>19}")
     for name, ts in times.items():
         med = statistics.median(ts)
-        print(f"{name:<26}{med * 1e3:>11.2f}{min(ts) * 1e3:>9.2f}{med / base:>19.2f}")
-    ratio = statistics.median(times["sam[symmetric]"]) / base
-    print(f"sam[symmetric] / grpo_vectorized = {ratio:.2f}x (target <= 2x)")
+        print(f"{name:<32}{med * 1e3:>11.2f}{min(ts) * 1e3:>9.2f}{med / base:>19.2f}")
+    for name in ("sam[symmetric]", "sam[symmetric]+exclude[seq]", "sam[symmetric]+exclude[seq,ranges]"):
+        ratio = statistics.median(times[name]) / base
+        print(f"{name} / grpo_vectorized = {ratio:.2f}x (target <= 2x)")
 
 
 if __name__ == "__main__":

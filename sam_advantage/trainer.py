@@ -19,7 +19,9 @@ import transfer_queue as tq
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
-from sam_advantage.config import ESTIMATOR, TRAINER_MODE, poll_interval_s, validate_run_config
+from sam_advantage.config import (ESTIMATOR, TRAINER_MODE, SamSettings, loss_agg_mode, poll_interval_s,
+                                  validate_run_config)
+from sam_advantage.core import unmasks_malformed
 from sam_advantage.estimator import StepData, step_data_context
 from sam_advantage.reward_manager import CORRECT_KEY, RANGES_KEY
 from verl_backend.patches import set_replay_buffer_poll_interval
@@ -36,7 +38,14 @@ def _reward_extra_infos(batch) -> list[dict]:
     return infos
 
 
-def step_data_from_infos(infos: list[dict]) -> StepData:
+def step_data_from_infos(infos: list[dict], unmask_malformed: bool = False,
+                         loss_agg_mode: str = "token-mean") -> StepData:
+    """The step data of a batch from its reward extras.
+
+    With ``unmask_malformed`` (the `paper` variant) the steps of a malformed
+    response (the reward's ``format_ok`` 0) are marked unknown, so SAM leaves it
+    unmasked.
+    """
     missing = [i for i, info in enumerate(infos) if RANGES_KEY not in info or CORRECT_KEY not in info]
     if missing:
         raise RuntimeError(
@@ -47,9 +56,9 @@ def step_data_from_infos(infos: list[dict]) -> StepData:
     num_steps = max((len(c) for c in correct), default=0)
     table = torch.full((len(correct), num_steps), -1, dtype=torch.long)
     for row, values in enumerate(correct):
-        if values:
+        if values and not (unmask_malformed and float(infos[row].get("format_ok", 1.0)) == 0.0):
             table[row, : len(values)] = torch.tensor(values, dtype=torch.long)
-    return StepData(token_ranges=ranges, step_correct=table)
+    return StepData(token_ranges=ranges, step_correct=table, loss_agg_mode=loss_agg_mode)
 
 
 def reward_quality_metrics(infos: list[dict]) -> dict[str, float]:
@@ -94,7 +103,10 @@ class SamPPOTrainer(PPOTrainerSync):
         metrics.update(reward_quality_metrics(infos))
         if self.config.algorithm.adv_estimator != ESTIMATOR:
             return super()._compute_advantage(batch, metrics)
-        with step_data_context(step_data_from_infos(infos)) as data:
+        settings = SamSettings.from_algorithm(self.config.algorithm)
+        data = step_data_from_infos(infos, unmask_malformed=unmasks_malformed(settings.variant),
+                                    loss_agg_mode=loss_agg_mode(self.config))
+        with step_data_context(data):
             batch = super()._compute_advantage(batch, metrics)
         metrics.update(data.metrics)
         return batch

@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from verl.trainer.ppo.core_algos import compute_grpo_vectorized_outcome_advantage
 
-from sam_advantage.core import VARIANTS, compute_sam_advantage, compute_sam_advantage_and_keep, sam_metrics
+from sam_advantage.core import (
+    VARIANTS,
+    compute_sam_advantage,
+    compute_sam_advantage_and_keep,
+    sam_metrics,
+    step_keep_table,
+)
 
 # One group of two responses, 8 tokens, 3 steps:
 # tokens 0-1 step 0, 2-3 step 1, 4-5 step 2, 6 answer (outside), 7 padding.
@@ -61,8 +67,53 @@ def test_first_error_without_wrong_step():
     adv = run([1.0, 0.0], [[1, 1, 1], [1, -1, 1]], "first_error")
     a_pos, a_neg = adv[0, 6].item(), adv[1, 6].item()
     assert adv[0].tolist() == pytest.approx([a_pos] * 7 + [0])
-    # no wrong step in a failed response: all steps masked, the answer carries the blame
-    assert adv[1].tolist() == pytest.approx([0, 0, 0, 0, 0, 0, a_neg, 0])
+    # no wrong step in a failed response: the known steps are masked, the answer carries
+    # the blame; step 1, of unknown correctness, keeps A_i
+    assert adv[1].tolist() == pytest.approx([0, 0, a_neg, a_neg, 0, 0, a_neg, 0])
+
+
+@pytest.mark.parametrize("correct, pos_expected, neg_expected", [
+    # unknown steps after the first wrong one (positive) and before it (negative) keep A_i
+    ([[0, -1, 1], [-1, 1, 0]], [0, 0, 1, 1, 0, 0, 1, 0], [1, 1, 0, 0, 1, 1, 1, 0]),
+    ([[1, 0, -1], [1, -1, 0]], [1, 1, 0, 0, 1, 1, 1, 0], [0, 0, 1, 1, 1, 1, 1, 0]),
+    ([[-1, -1, -1], [-1, -1, -1]], [1] * 7 + [0], [1] * 7 + [0]),
+])
+def test_first_error_keeps_steps_of_unknown_correctness(correct, pos_expected, neg_expected):
+    adv = run([1.0, 0.0], correct, "first_error")
+    a_pos, a_neg = adv[0, 6].item(), adv[1, 6].item()
+    assert adv[0].tolist() == pytest.approx([a_pos * k for k in pos_expected])
+    assert adv[1].tolist() == pytest.approx([a_neg * k for k in neg_expected])
+
+
+# The authors' cases on the paper criteria's two label steps, here steps 1 (initial label)
+# and 2 (calibrated label); step 0 stands for an analysis step. keep: 1 kept, 0 masked.
+@pytest.mark.parametrize("initial, calibrated, final_right, keep", [
+    (0, 1, True, [1, 1, 1]),   # initial wrong, calibration repaired it: nothing masked
+    (1, 1, True, [1, 1, 1]),   # both right
+    (1, 0, True, [1, 1, 0]),   # calibration broke a right initial label: only it is masked
+    (0, 0, True, [1, 0, 0]),   # both wrong, the final label right anyway: both masked
+    (1, 1, False, [1, 0, 0]),  # final wrong: every right label step is masked
+    (0, 1, False, [1, 1, 0]),
+    (1, 0, False, [1, 0, 1]),
+    (0, 0, False, [1, 1, 1]),  # all wrong: the blame stays on every step
+])
+def test_paper_variant_on_the_authors_cases(initial, calibrated, final_right, keep):
+    scores = [1.0, 0.0] if final_right else [0.0, 1.0]
+    correct = [[-1, initial, calibrated], [-1, -1, -1]]  # the analysis step has no gold here
+    adv = run(scores, correct, "paper")
+    a = adv[0, 6].item()
+    assert (a > 0) == final_right
+    expected = [a * keep[0]] * 2 + [a * keep[1]] * 2 + [a * keep[2]] * 2 + [a, 0]
+    assert adv[0].tolist() == pytest.approx(expected)
+    assert adv[1].tolist() == pytest.approx([adv[1, 6].item()] * 7 + [0])  # unknown steps keep A_i
+
+
+def test_paper_variant_over_k_steps():
+    # positive: a wrong step is kept when any later step is correct; negative: correct steps masked
+    correct = torch.tensor([[0, 0, 1, 0, -1], [1, 0, 1, -1, 0]])
+    scalars = torch.tensor([1.0, -1.0])
+    keep = step_keep_table(scalars, correct, "paper")
+    assert keep.tolist() == [[True, True, True, False, True], [False, True, False, True, True]]
 
 
 def test_none_is_plain_grpo():

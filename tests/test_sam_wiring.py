@@ -37,8 +37,27 @@ def test_recipes_compose_with_verl_ppo_trainer():
     assert grpo.algorithm.adv_estimator == "grpo" and validate_run_config(grpo) is None
 
 
+def test_paper_recipe_has_the_published_settings():
+    cfg = recipe("grpo_sam_paper", ["data.train_batch_size=40"])
+    actor, rollout = cfg.actor_rollout_ref.actor, cfg.actor_rollout_ref.rollout
+    assert validate_run_config(cfg) == SamSettings(variant="paper", exclude_masked_from_loss=True)
+    assert cfg.reward.custom_reward_function.reward_kwargs.criteria == "paper"
+    assert not cfg.algorithm.use_kl_in_reward and not actor.use_kl_loss
+    assert actor.ppo_mini_batch_size == 40  # mini-batch = batch
+    assert (actor.clip_ratio_low, actor.clip_ratio_high) == (0.2, 0.28)
+    assert actor.loss_agg_mode == "seq-mean-token-mean"
+    assert rollout.n == 8 and rollout.temperature == 1.0
+    assert (rollout.val_kwargs.temperature, rollout.val_kwargs.top_p, rollout.val_kwargs.do_sample) == (0.6, 0.95, True)
+    # our reading on the same data: one override each
+    ours = recipe("grpo_sam_paper", ["algorithm.sam.variant=symmetric", "algorithm.sam.exclude_masked_from_loss=false"])
+    assert validate_run_config(ours) == SamSettings()
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["algorithm.adv_estimator=samm"], "not a registered advantage estimator"),
+    (["algorithm.sam.exclude_masked_from_loss=maybe"], "must be true or false"),
+    (["algorithm.sam.exclude_masked_from_loss=true", "actor_rollout_ref.actor.loss_agg_mode=mean"],
+     "does not know actor_rollout_ref.actor.loss_agg_mode='mean'"),
     (["trainer.v1.trainer_mode=sync"], "trainer.v1.trainer_mode=sam"),
     (["reward.reward_manager.name=naive"], "reward.reward_manager.name=sam_steps"),
     (["algorithm.sam.variant=bogus"], "unknown SAM variant"),
@@ -135,7 +154,7 @@ def test_plugin_loads_in_a_ray_actor(ray_session):
     assert sam and mode and manager
 
 
-def _put_batch(tq, responses):
+def _put_batch(tq, responses, partition="train"):
     """Write rollout outputs the way verl's agent loop does: one key per response."""
     from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
@@ -153,10 +172,10 @@ def _put_batch(tq, responses):
             "extra_fields": {"reward_extra_info": {
                 "sam_token_ranges": json.dumps(r["ranges"]),
                 "sam_step_correct": json.dumps(r["correct"]),
-                "format_ok": 1.0, "acc": float(r["score"]), "step_acc": 0.5,
+                "format_ok": r.get("format_ok", 1.0), "acc": float(r["score"]), "step_acc": 0.5,
             }},
         })
-    return tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict(fields))
+    return tq.kv_batch_put(keys=keys, partition_id=partition, fields=list_of_dict_to_tensordict(fields))
 
 
 @pytest.mark.parametrize("estimator", ["sam", "grpo"])
@@ -224,3 +243,41 @@ def test_poll_interval_setter_refuses_a_foreign_buffer():
 
     with pytest.raises(RuntimeError, match="no poll_interval"):
         set_replay_buffer_poll_interval(object(), 0.1)
+
+
+def test_trainer_mode_runs_the_paper_recipe(ray_session):
+    """variant paper, masked tokens out of the seq-mean-token-mean denominator, malformed left unmasked."""
+    import transfer_queue as tq
+    from omegaconf import OmegaConf
+
+    from sam_advantage.trainer import SamPPOTrainer
+
+    tq.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1}}}))
+    # steps: initial label [0, 2), calibrated label [2, 4); the answer after them
+    responses = [
+        # right, initial label wrong but calibrated right: repaired, nothing masked
+        {"uid": "p", "length": 6, "score": 1.0, "ranges": [[0, 2], [2, 4]], "correct": [0, 1]},
+        # right, calibration wrong: it is masked, 2 of 6 tokens
+        {"uid": "p", "length": 6, "score": 1.0, "ranges": [[0, 2], [2, 4]], "correct": [1, 0]},
+        # wrong, initial label right: it is masked, 2 of 5 tokens
+        {"uid": "p", "length": 5, "score": 0.0, "ranges": [[0, 2], [2, 4]], "correct": [1, 0]},
+        # wrong and malformed, a right step: the authors leave malformed responses unmasked
+        {"uid": "p", "length": 5, "score": 0.0, "ranges": [[0, 2], [2, 4]], "correct": [1, 0], "format_ok": 0.0},
+    ]
+    meta = _put_batch(tq, responses, partition="paper")
+    trainer = object.__new__(SamPPOTrainer)
+    trainer.config = recipe("grpo_sam_paper")
+    metrics = {}
+    trainer._compute_advantage(meta, metrics)
+    out = tq.kv_batch_get(keys=meta.keys, partition_id="paper", select_fields=["advantages"])
+    adv = [torch.as_tensor(a).tolist() for a in out["advantages"]]
+    a_pos, a_neg = adv[0][-1], adv[3][-1]
+    assert a_pos > 0 > a_neg
+    assert adv[0] == pytest.approx([a_pos] * 6)
+    # kept tokens rescaled by L / L_kept, so the sequence's token mean runs over its kept tokens
+    assert adv[1] == pytest.approx([a_pos * 6 / 4] * 2 + [0, 0] + [a_pos * 6 / 4] * 2)
+    assert adv[2] == pytest.approx([0, 0] + [a_neg * 5 / 3] * 3)
+    assert adv[3] == pytest.approx([a_neg] * 5)
+    assert metrics["sam/masked_frac_pos"] == pytest.approx(2 / 12)
+    assert metrics["sam/masked_frac_neg"] == pytest.approx(2 / 10)
+    tq.kv_clear(keys=meta.keys, partition_id="paper")

@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def matrix(tmp_path):
-    data = {"default": tmp_path / "data", "free_form": tmp_path / "data-free", "pool": tmp_path / "pool.parquet"}
+    data = {"default": tmp_path / "data", "free_form": tmp_path / "data-free", "paper": tmp_path / "data-paper",
+            "pool": tmp_path / "pool.parquet"}
     return Matrix(PRESETS["tiny"], [0, 1], tmp_path / "work", data, "tiny")
 
 
@@ -29,7 +30,7 @@ def test_every_stage_comes_after_its_inputs(matrix):
         seen.add(key)
     per_seed = {"sft_label_only", "student", *RL_RUNS}
     assert {s.model for s in matrix.stages.values() if s.seed == 1} == per_seed
-    assert len(matrix.stages) == 3 + 2 * len(per_seed)
+    assert len(matrix.stages) == 4 + 2 * len(per_seed)
 
 
 def test_rl_commands_start_from_the_right_model_and_data(matrix, tmp_path):
@@ -48,6 +49,12 @@ def test_rl_commands_start_from_the_right_model_and_data(matrix, tmp_path):
     free = cmd["grpo_free-s0"]
     assert opt(free, "--model") == "tiny-sft-free" and opt(free, "--data-dir") == str(tmp_path / "data-free")
     assert opt(cmd["grpo_sam_no_warmup-s0"], "--model") == "tiny"
+    # the ablation rows of the authors' SAM: their rule, their loss treatment, their whole recipe
+    assert "algorithm.sam.variant=paper" in cmd["grpo_sam_paper_variant-s0"]
+    assert "algorithm.sam.exclude_masked_from_loss=true" in cmd["grpo_sam_excluded-s0"]
+    paper = cmd["grpo_sam_paper-s1"]
+    assert opt(paper, "--config") == "grpo_sam_paper" and opt(paper, "--model") == "tiny-sft-paper"
+    assert opt(paper, "--data-dir") == str(tmp_path / "data-paper")
     student = cmd["student-s1"]
     assert student[1:3] == ["-m", "recipes.distill"]
     assert opt(student, "--teacher") == str(tmp_path / "work" / "grpo_sam-s1" / "hf")
@@ -79,11 +86,10 @@ def test_rl_stage_commands_compose_and_pass_the_start_up_checks(matrix, tmp_path
     from model_zoo import resolve_model
 
     tiny = str(resolve_model("tiny"))
-    data_dir = tmp_path / "data"
-    for key in ("grpo-s0", "grpo_sam_first_error-s0"):
+    for key in ("grpo-s0", "grpo_sam_first_error-s0", "grpo_sam_paper-s0"):
         argv = matrix.command(matrix.stages[key])[3:]
         argv[argv.index("--model") + 1] = tiny
-        assert argv[argv.index("--data-dir") + 1] == str(data_dir)
+        assert argv[argv.index("--data-dir") + 1] == str(matrix.data[matrix.stages[key].criteria])
         assert launch.main([*argv, "--dry-run"]) == 0
         script = (tmp_path / "work" / key / "command.sh").read_text()
         assert "trainer.save_freq=3" in script and "data.seed=0" in script
@@ -111,10 +117,17 @@ def test_dry_run_lists_every_stage(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     plan = out.stdout[re.search(r"^base ", out.stdout, re.M).start():]  # after the data generation messages
     keys = [line.split()[0] for line in plan.splitlines() if line.strip()]
-    assert keys[:3] == ["base", "warmup", "warmup_free"] and len(keys) == 3 + 2 + len(RL_RUNS)
+    assert keys[:4] == ["base", "warmup", "warmup_free", "warmup_paper"] and len(keys) == 4 + 2 + len(RL_RUNS)
     assert "student-s0" in keys and "--model tiny-sft " in plan
     data = tmp_path / "cache" / "data"
-    for folder in ("benchmark-en-pool128", "benchmark-en-free_form"):  # every split written, none rejected
+    for folder in ("benchmark-en-pool128", "benchmark-en-free_form", "benchmark-en-paper"):  # none rejected
         summary = __import__("json").loads((data / folder / "summary.json").read_text())
         assert summary["rows_rejected"] == 0 and (data / folder / "test_longtail.parquet").exists(), folder
     assert (data / "benchmark-en-pool128" / "pool" / "pool.parquet").exists()
+
+
+def test_launcher_writes_the_benchmark_with_the_recipes_criteria():
+    assert launch.recipe_criteria("grpo_sam_paper", []) == "paper"
+    assert launch.recipe_criteria("grpo_sam", []) == "default"
+    assert launch.default_data_dir("paper").name == "benchmark-en-paper"
+    assert launch.default_data_dir("default").name == "benchmark-en"

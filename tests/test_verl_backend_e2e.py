@@ -6,14 +6,11 @@ About 2-3 minutes on 2 cores: Ray start-up and a dozen processes importing verl 
 from __future__ import annotations
 
 import ast
-import json
-import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import pytest
+from main_ppo_runs import run_main_ppo
 
 from verl_backend.overrides import backend_launch
 
@@ -50,7 +47,6 @@ def test_main_ppo_trains_two_grpo_steps_on_cpu(tmp_path):
     model = model_zoo.resolve_model("tiny")
     write_data(tmp_path)
     env, overrides = backend_launch("cpu", n_gpus=1)
-    metrics_file = tmp_path / "metrics.jsonl"
     args = [
         "algorithm.adv_estimator=grpo",
         f"data.train_files={tmp_path / 'train.parquet'}",
@@ -75,22 +71,7 @@ def test_main_ppo_trains_two_grpo_steps_on_cpu(tmp_path):
         "trainer.logger=[console,file]",
         *overrides,
     ]
-    run_env = {
-        **os.environ, **env,
-        "HF_HUB_OFFLINE": "1",
-        "VERL_FILE_LOGGER_PATH": str(metrics_file),
-        "RAY_DEDUP_LOGS": "0",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    log = tmp_path / "main_ppo.log"
-    with open(log, "w") as out:
-        proc = subprocess.run([sys.executable, "-m", "verl.trainer.main_ppo", *args], env=run_env, cwd=tmp_path,
-                              stdout=out, stderr=subprocess.STDOUT, timeout=900)
-    text = log.read_text()
-    assert proc.returncode == 0, text[-5000:]
-    assert "plugin failed to load" not in text
-
-    steps = {rec["step"]: rec["data"] for rec in map(json.loads, metrics_file.read_text().splitlines())}
+    steps, text = run_main_ppo(args, env, tmp_path, timeout=900)
     assert sorted(steps) == list(range(1, STEPS + 1))
     for data in steps.values():
         assert data["timing_s/gen"] > 0 and data["perf/total_num_tokens"] > 0
