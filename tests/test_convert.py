@@ -648,8 +648,11 @@ def test_ctrl_c_leaves_no_output(tmp_path):
             fh.write(line % i + "\n")
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # Ctrl-C as in a foreground shell: a test run started in the background (`cmd &`) ignores
+    # SIGINT, and a child would inherit that, so the default handler is restored for it
     proc = subprocess.Popen([sys.executable, "-m", "data_prep", "convert", "--input", str(src), "--out", str(out),
-                             "--no-progress"], env=env, stderr=subprocess.PIPE, text=True)
+                             "--no-progress"], env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not any(p.name.startswith(".train.parquet.tmp-") for p in (out.iterdir() if out.exists() else ())):
         assert proc.poll() is None and time.monotonic() < deadline, "the run ended before a chunk was written"
