@@ -51,8 +51,8 @@ def _get(cfg: Any, key: str, default: Any = None) -> Any:
 
 
 # verl's replay buffer checks for finished rollouts every 2 s, so every generation
-# phase is rounded up to the next multiple of 2 s; a check costs one small
-# TransferQueue call, so a tenth of a second wastes nothing anywhere.
+# phase is rounded up to the next multiple of 2 s; a check is one small TransferQueue
+# call (docs/measurements.md: generation 12.1 -> 6.9 s with this and fp32 on CPU).
 DEFAULT_POLL_INTERVAL_S = 0.1
 
 
