@@ -44,6 +44,7 @@ def _static_fields(crit: Criteria, lang: str) -> dict[str, str]:
             _step_instruction(i + 1, s, crit, lang) for i, s in enumerate(crit.steps)),
         "verdict_marker": crit.marker(lang),
         "label_values": ", ".join(str(v) for v in crit.label_values),
+        "step_tags": " ".join(f"<{s.tag}>" for s in crit.steps),  # the steps' order, in a few tokens
         "answer_tag": crit.answer_tag,
         "reasoning_tag": crit.reasoning_tag or "think",
     }

@@ -108,6 +108,62 @@ def plot_training_curves(metrics_jsonl: str | Path, out_png: str | Path) -> dict
     return {title: keys for title, keys in panels}
 
 
+# The learning-curve figure of the tables: (panel title, metric patterns), one line per method.
+BAND_PANELS = (
+    ("validation accuracy", ("val-core/*/acc/mean@1",)),
+    ("mean training reward", ("critic/score/mean",)),
+    ("SAM masked fraction, A > 0", ("sam/masked_frac_pos",)),
+    ("SAM masked fraction, A < 0", ("sam/masked_frac_neg",)),
+    ("step accuracy (train)", ("sam/step_acc",)),
+    ("policy entropy", ("actor/entropy",)),
+)
+
+
+def seed_bands(logs: list[str | Path], patterns: tuple[str, ...]) -> list[tuple[int, float, float, float]]:
+    """(step, mean, min, max) over the runs' values of the first key matching ``patterns``."""
+    by_step: dict[int, list[float]] = {}
+    for log in logs:
+        series = read_log(log)
+        key = next((k for k in sorted(series) if any(fnmatch.fnmatchcase(k, p) for p in patterns)), None)
+        for step, value in series.get(key, []) if key else []:
+            by_step.setdefault(step, []).append(value)
+    return [(s, sum(v) / len(v), min(v), max(v)) for s, v in sorted(by_step.items())]
+
+
+def plot_seed_bands(runs: dict[str, list[str | Path]], out_png: str | Path, title: str = "") -> list[str]:
+    """One line per method (mean over its seeds' logs) with a min-max band; returns the panels drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawn = []
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7), squeeze=False)
+    for ax, (panel, patterns) in zip([a for row in axes for a in row], BAND_PANELS):
+        for method, logs in runs.items():
+            points = seed_bands(logs, patterns)
+            if not points:
+                continue
+            xs = [p[0] for p in points]
+            ax.plot(xs, [p[1] for p in points], marker="o" if len(xs) < 12 else None, markersize=3,
+                    label=f"{method} (n={len(logs)})")
+            ax.fill_between(xs, [p[2] for p in points], [p[3] for p in points], alpha=0.2)
+        if ax.lines:
+            drawn.append(panel)
+            ax.legend(fontsize=7)
+        ax.set_title(panel, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title + " (line: mean over seeds; band: min to max)", fontsize=10)
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return drawn
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m evaluation.curves",
                                  description="Plot training curves from a verl file-logger JSONL.")

@@ -232,12 +232,12 @@ def _dump(obj: Any) -> str:
 
 
 def write_results(records: Sequence[Mapping[str, Any]], out_dir: str | Path,
-                  header: Mapping[str, Any] | None = None) -> dict[str, Path]:
+                  header: Mapping[str, Any] | None = None, intervals: str = "") -> dict[str, Path]:
     """Write the tables, README, JSON and plots; returns {file name: path}.
 
     Files: ``<table>.md`` and ``<table>.png`` for each table with records,
     README.md, records.json (rebuild input), tables.json (aggregated rows),
-    header.json.
+    header.json; ``intervals`` (markdown: the paired differences) goes after the tables and into intervals.md.
     """
     rows = aggregate(records)  # validates before anything is written
     out = Path(out_dir)
@@ -259,6 +259,9 @@ def write_results(records: Sequence[Mapping[str, Any]], out_dir: str | Path,
         paths[png.name] = png
     intro = ["# Results", "", _header_md(header) if header else "_No run information._", "",
              "Rebuild from records.json: `python -m evaluation.tables --records records.json --out DIR`.", ""]
+    if intervals:
+        put("intervals.md", intervals)
+        sections.append(intervals)
     put("README.md", "\n".join(intro) + "\n" + "\n".join(sections))
     put("records.json", _dump(list(records)))
     put("tables.json", _dump(rows))
@@ -277,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"no such file: {src}")
     header_file = src.with_name("header.json")
     header = json.loads(header_file.read_text(encoding="utf-8")) if header_file.is_file() else {}
-    paths = write_results(json.loads(src.read_text(encoding="utf-8")), args.out, header)
+    # the paired intervals need the per-pair predictions: a rebuild keeps the ones written with the records
+    intervals_file = src.with_name("intervals.md")
+    intervals = intervals_file.read_text(encoding="utf-8") if intervals_file.is_file() else ""
+    paths = write_results(json.loads(src.read_text(encoding="utf-8")), args.out, header, intervals)
     for name, path in paths.items():
         print(f"{name}: {path}")
     return 0

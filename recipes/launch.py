@@ -31,41 +31,55 @@ from recipes.runner import (fresh_metrics_log, last_checkpoint, merge_checkpoint
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
 
-# Sizes per machine: CPU runs must finish in minutes; one GPU fits SmolLM2 comfortably.
+# Per machine: the default model, and the batch layout that machine runs well.
 PRESETS = {
     "cpu": {
-        "model": "tiny-sft",
-        "steps": 3,
+        "model": "mini-sft",
         "overrides": [
-            "data.train_batch_size=4",
-            # 32 responses a step: enough that some groups have a rewarded response
             "actor_rollout_ref.rollout.n=8",
-            "actor_rollout_ref.actor.ppo_mini_batch_size=4",
             "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
             "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
             "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=16",
-            "data.max_response_length=256",
-            "actor_rollout_ref.actor.optim.lr=1e-4",
             # no reference model on CPU: one FSDP worker less (the KL term is off)
             "actor_rollout_ref.actor.use_kl_loss=false",
-            "trainer.val_before_train=false",
         ],
-        "val_rows": 16,
     },
     "gpu": {
         "model": "smollm2",
-        "steps": 20,
         "overrides": [
-            "data.train_batch_size=16",
             "actor_rollout_ref.rollout.n=8",
-            "actor_rollout_ref.actor.ppo_mini_batch_size=16",
             "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16",
             "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=32",
             "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=32",
         ],
-        "val_rows": 200,
     },
 }
+# Per model size: steps, prompt variant, learning rate and validation that make a run show
+# something at that size. A model given by path gets its machine's default model's scale.
+SCALES = {
+    # The 270K-parameter tiny model: a pipeline check in minutes (it learns the format only).
+    "tiny-sft": {
+        "steps": 3, "val_rows": 16,
+        "overrides": ["data.train_batch_size=4", "actor_rollout_ref.actor.ppo_mini_batch_size=4",
+                      "data.max_response_length=256", "actor_rollout_ref.actor.optim.lr=1e-4",
+                      "trainer.val_before_train=false"],
+    },
+    # The CPU miniature (~1M parameters, compact prompts): validation before and after shows the
+    # rise; the settings are the sweep's (docs/results.md).
+    "mini-sft": {
+        "steps": 20, "val_rows": 200,
+        "criteria": {"default": "compact", "paper": "paper_compact"},
+        "overrides": ["data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8",
+                      "data.max_prompt_length=512", "data.max_response_length=384",
+                      "actor_rollout_ref.actor.optim.lr=5e-4", "trainer.val_before_train=true"],
+    },
+    "smollm2": {
+        "steps": 20, "val_rows": 200,
+        "overrides": ["data.train_batch_size=16", "actor_rollout_ref.actor.ppo_mini_batch_size=16"],
+    },
+}
+SCALES["tiny"] = SCALES["tiny-sft"]
+SCALES["mini"] = SCALES["mini-sft"]
 PRESETS["vllm"] = PRESETS["gpu"]
 
 
@@ -105,10 +119,20 @@ def subset_parquet(src: Path, dst: Path, rows: int) -> Path:
     return dst
 
 
+def scale_for(machine: str, model_name: str) -> dict:
+    """The size settings of ``model_name`` (a model_zoo name or a path) on ``machine``."""
+    return SCALES.get(model_name) or SCALES[PRESETS[machine]["model"]]
+
+
+def run_criteria(scale: dict, recipe_criteria: str) -> str:
+    """The criteria the run's data is written with: the scale's prompt variant of the recipe's."""
+    return scale.get("criteria", {}).get(recipe_criteria, recipe_criteria)
+
+
 def build_command(args, machine: str, model: Path, data_dir: Path, val_file: Path, out: Path,
-                  backend_overrides: list[str]) -> list[str]:
+                  backend_overrides: list[str], scale: dict, criteria_override: list[str] = ()) -> list[str]:
     preset = PRESETS[machine]
-    steps = args.steps or preset["steps"]
+    steps = args.steps or scale["steps"]
     overrides = [
         f"data.train_files={data_dir / 'train.parquet'}",
         f"data.val_files={val_file}",
@@ -120,6 +144,8 @@ def build_command(args, machine: str, model: Path, data_dir: Path, val_file: Pat
         *([f"trainer.save_freq={steps}"] if args.save_hf else []),
         *([f"data.seed={args.seed}", f"actor_rollout_ref.rollout.seed={args.seed}"] if args.seed is not None else []),
         *preset["overrides"],
+        *scale["overrides"],
+        *criteria_override,
         *backend_overrides,
         *args.overrides,
     ]
@@ -205,12 +231,13 @@ def check_args(args) -> str | None:
 
 
 
-def recipe_criteria(config_name: str, overrides: list[str]) -> str:
-    """The criteria the recipe's reward reads (the benchmark must be written with it)."""
+def recipe_criteria(config_name: str, overrides: list[str]) -> tuple[str, bool]:
+    """The criteria the recipe's reward reads, and whether the recipe names it (else the data's)."""
     from omegaconf import OmegaConf
 
     cfg = compose_recipe(config_name, overrides)
-    return OmegaConf.select(cfg, "reward.custom_reward_function.reward_kwargs.criteria", default=None) or "default"
+    named = OmegaConf.select(cfg, "reward.custom_reward_function.reward_kwargs.criteria", default=None)
+    return (named or "default"), bool(named)
 
 
 def default_data_dir(criteria: str) -> Path:
@@ -230,10 +257,31 @@ def config_error(exc: Exception) -> int:
     return 2
 
 
-def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None = None) -> dict:
+def _val_acc(values: dict) -> float | None:
+    accs = [v for k, v in values.items() if k.endswith("/acc/mean@1")]
+    return accs[0] if accs else None
+
+
+def accuracy_line(summary: dict) -> str:
+    """The main job's last console line: what training did to validation accuracy."""
+    acc = summary["validation_accuracy"]
+    if acc["after"] is None:
+        return "validation accuracy: not measured (no validation ran)"
+    after = f"{100 * acc['after']:.1f}%"
+    rows = f" on {acc['val_rows']} validation pairs" if acc["val_rows"] else ""
+    if acc["before"] is None:
+        return f"validation accuracy after {summary['steps']} steps: {after}{rows}"
+    return (f"validation accuracy: {100 * acc['before']:.1f}% before training -> {after} after "
+            f"{summary['steps']} steps{rows}")
+
+
+def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None = None,
+              val_rows: int | None = None) -> dict:
     rows = read_metrics(metrics_log)
     train = [r for r in rows if any(k.startswith("actor/") for k in r["data"])]
-    val = {k: v for r in rows for k, v in r["data"].items() if k.startswith("val-core/")}
+    vals = [(r["step"], {k: v for k, v in r["data"].items() if k.startswith("val-core/")}) for r in rows]
+    vals = [(step, v) for step, v in vals if v]
+    val = vals[-1][1] if vals else {}
 
     def mean(key):
         values = [r["data"][key] for r in train if key in r["data"]]
@@ -243,6 +291,9 @@ def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None =
         "steps": len(train),
         "wall_s": round(wall_s, 1),
         "final_validation": val,
+        # validation before training (trainer.val_before_train) and after the last step
+        "validation_accuracy": {"before": _val_acc(vals[0][1]) if len(vals) > 1 and vals[0][0] <= 1 else None,
+                                "after": _val_acc(val), "val_rows": val_rows},
         "mean_step_s": mean("timing_s/step"),
         "mean_reward": mean("critic/score/mean"),
         "mean_sam_masked_frac_pos": mean("sam/masked_frac_pos"),
@@ -262,11 +313,11 @@ def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None =
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m recipes.launch", description=__doc__.splitlines()[0])
     p.add_argument("--machine", default="auto", choices=("auto", "cpu", "gpu", "vllm"))
-    p.add_argument("--model", default=None, help="tiny | tiny-sft | smollm2 | a local HF folder "
-                   "(default: tiny-sft on CPU, smollm2 on GPU)")
+    p.add_argument("--model", default=None, help="mini-sft | tiny-sft | smollm2 | a local HF folder "
+                   "(default: mini-sft on CPU, smollm2 on GPU)")
     p.add_argument("--config", default="grpo_sam",
                    help="recipe name under recipes/ (grpo_sam, grpo, grpo_sam_paper)")
-    p.add_argument("--steps", type=positive_int, default=None, help="training steps (default: 3 on CPU, 20 on GPU)")
+    p.add_argument("--steps", type=positive_int, default=None, help="training steps (default: the model's scale, 20 for mini-sft and smollm2)")
     p.add_argument("--n-gpus", type=positive_int, default=1)
     p.add_argument("--data-dir", default=None, help="benchmark folder (default: <cache>/data/benchmark-en, "
                    "or benchmark-en-<criteria> for a recipe whose reward reads another criteria)")
@@ -283,22 +334,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
 
-    from model_zoo import resolve_model
+    import pyarrow.parquet as pq
+
+    from model_zoo import model_path, resolve_model
     from verl_backend.overrides import backend_launch, detect_machine
 
     machine = detect_machine() if args.machine == "auto" else args.machine
     preset = PRESETS[machine]
     out = Path(args.out or REPO / "runs" / f"{args.config}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
+    model_name = args.model or preset["model"]
+    scale = scale_for(machine, model_name)
     try:
-        criteria = recipe_criteria(args.config, args.overrides)
+        recipe_crit, explicit = recipe_criteria(args.config, args.overrides)
     except CONFIG_ERRORS as exc:
         return config_error(exc)
+    criteria = run_criteria(scale, recipe_crit)
+    # A recipe that names its criteria for the reward reads the variant the data is written with.
+    criteria_override = ([f"reward.custom_reward_function.reward_kwargs.criteria={criteria}"]
+                         if explicit and criteria != recipe_crit else [])
     data_dir = ensure_benchmark(Path(args.data_dir or default_data_dir(criteria)).resolve(), criteria=criteria)
-    val_file = subset_parquet(data_dir / "val.parquet", out / "val_subset.parquet", preset["val_rows"])
-    model = resolve_model(args.model or preset["model"]).resolve()
+    val_file = subset_parquet(data_dir / "val.parquet", out / "val_subset.parquet", scale["val_rows"])
+    # A dry run prints the command without building a model it does not need.
+    model = (model_path(model_name) if args.dry_run else resolve_model(model_name)).resolve()
     env_add, backend_ovr = backend_launch(machine, n_gpus=args.n_gpus)
-    cmd = build_command(args, machine, model, data_dir, val_file, out, backend_ovr)
+    cmd = build_command(args, machine, model, data_dir, val_file, out, backend_ovr, scale, criteria_override)
     try:
         cfg = check_config(args.config, cmd[cmd.index("--config-name") + 2:])
     except CONFIG_ERRORS as exc:
@@ -320,8 +380,10 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = last_checkpoint(out / "checkpoints") / "actor"
         print(f"merging {ckpt} into {out / 'hf'} ...", flush=True)
         hf_dir = merge_checkpoint(ckpt, out / "hf", env, base_model=model, cwd=REPO)
-    summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start, hf_dir)
+    summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start, hf_dir,
+                        pq.ParquetFile(val_file).metadata.num_rows)
     print(json.dumps(summary, indent=2))
+    print(accuracy_line(summary), flush=True)
     if code != 0:
         print(f"training failed with exit code {code}; see {out / 'train.log'}", file=sys.stderr)
     return code

@@ -1,6 +1,6 @@
 """One command that reproduces the paper's tables in miniature: methods x seeds.
 
-    python -m recipes.tables [--preset tiny|smollm2|full] [--seeds N] [--out DIR] [--work DIR]
+    python -m recipes.tables [--preset cpu|tiny|smollm2|full] [--seeds N] [--out DIR] [--work DIR]
                              [--model PATH] [--dry-run] [--report-only]
 
 Every stage is a real run of the project's launchers in its own folder under the work dir
@@ -37,10 +37,14 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
 SPLITS = ("test_random", "test_longtail")
+
+
+RL_STEPS_CPU = 30
 
 
 @dataclass(frozen=True)
@@ -62,9 +66,28 @@ class Preset:
     rl_overrides: tuple[str, ...] = ()
     warmup_paper: str = "sft"  # the warm-up on the paper-shaped criteria, as `warmup`
     note: str = ""
+    # the criteria each prompt family is written with (a shorter prompt variant for a small model)
+    criteria: tuple[tuple[str, str], ...] = (("default", "default"), ("free_form", "free_form"), ("paper", "paper"))
+    ablation_seeds: int | None = None  # seeds of the ablation-only RL runs (None: all seeds)
+    ablations: tuple[str, ...] | None = None  # the ablation-only RL runs to make (None: all of RL_RUNS)
+
+    def criteria_of(self, family: str) -> str:
+        return dict(self.criteria)[family]
 
 
 PRESETS = {
+    # The CPU miniature: a ~1M-parameter model on compact prompts that learns the task within the
+    # machine (sizes, steps and learning rates from the sweep in docs/results.md). Main rows get
+    # three seeds; the SAM-variant ablations one.
+    "cpu": Preset(machine="cpu", base_model="mini", warmup="zoo:mini-sft", warmup_free="zoo:mini-sft-free",
+                  warmup_steps=None, rl_steps=RL_STEPS_CPU, label_only_steps=RL_STEPS_CPU, student="mini",
+                  student_steps=300, pool_size=2000, eval_rows=1000, max_new_tokens=384, eval_batch_size=64,
+                  seeds=3, rl_overrides=("trainer.test_freq=5", "trainer.val_before_train=true"),
+                  warmup_paper="zoo:mini-sft-paper", ablation_seeds=1,
+                  ablations=("grpo_sam_negative_only", "grpo_sam_first_error", "grpo_sam_paper_variant",
+                             "grpo_sam_excluded"),
+                  criteria=(("default", "compact"), ("free_form", "free_form"), ("paper", "paper_compact")),
+                  note="~1M-parameter model, compact prompts, 1000 pairs per split"),
     # A pipeline check on a 2-core CPU in about an hour: the 270K-parameter tiny model, whose
     # warm-up is model_zoo's format warm-up (verl's SFT trainer would need ~25 min per warm-up).
     # Label-only SFT: at 60 steps the tiny model still stopped after "<answer>"; 200 it is.
@@ -108,16 +131,26 @@ TABLE_ENTRIES = {
 }
 # Label-only models write the answer alone: read in classify mode.
 CLASSIFY = {"sft_label_only", "student"}
-RL_RUNS = {  # model -> (recipe, extra overrides, starts from, prompts)
-    "grpo": ("grpo", (), "warmup", "default"),
-    "grpo_sam": ("grpo_sam", (), "warmup", "default"),
-    "grpo_sam_negative_only": ("grpo_sam", ("algorithm.sam.variant=negative_only",), "warmup", "default"),
-    "grpo_sam_first_error": ("grpo_sam", ("algorithm.sam.variant=first_error",), "warmup", "default"),
-    "grpo_free": ("grpo", (), "warmup_free", "free_form"),
-    "grpo_sam_no_warmup": ("grpo_sam", (), "base", "default"),
-    "grpo_sam_paper_variant": ("grpo_sam", ("algorithm.sam.variant=paper",), "warmup", "default"),
-    "grpo_sam_excluded": ("grpo_sam", ("algorithm.sam.exclude_masked_from_loss=true",), "warmup", "default"),
-    "grpo_sam_paper": ("grpo_sam_paper", (), "warmup_paper", "paper"),
+MAIN_RL = ("grpo", "grpo_sam")  # the main table's RL rows; every other RL run is an ablation
+
+
+class RLRun(NamedTuple):
+    recipe: str  # recipes/<recipe>.yaml
+    overrides: tuple[str, ...]  # on top of the recipe
+    start: str  # the stage whose model it starts from
+    prompts: str  # the prompt family of its data (a key of Preset.criteria)
+
+
+RL_RUNS = {
+    "grpo": RLRun("grpo", (), "warmup", "default"),
+    "grpo_sam": RLRun("grpo_sam", (), "warmup", "default"),
+    "grpo_sam_negative_only": RLRun("grpo_sam", ("algorithm.sam.variant=negative_only",), "warmup", "default"),
+    "grpo_sam_first_error": RLRun("grpo_sam", ("algorithm.sam.variant=first_error",), "warmup", "default"),
+    "grpo_free": RLRun("grpo", (), "warmup_free", "free_form"),
+    "grpo_sam_no_warmup": RLRun("grpo_sam", (), "base", "default"),
+    "grpo_sam_paper_variant": RLRun("grpo_sam", ("algorithm.sam.variant=paper",), "warmup", "default"),
+    "grpo_sam_excluded": RLRun("grpo_sam", ("algorithm.sam.exclude_masked_from_loss=true",), "warmup", "default"),
+    "grpo_sam_paper": RLRun("grpo_sam_paper", (), "warmup_paper", "paper"),
 }
 
 
@@ -140,22 +173,35 @@ class Matrix:
         self.preset, self.seeds, self.work, self.data = preset, seeds, work, data
         self.stages: dict[str, Stage] = {}
         self._add(Stage("base", "zero_shot", 0, "default", "zoo", zoo=base_model))
+        ablations = [m for m in RL_RUNS if m not in MAIN_RL and (preset.ablations is None or m in preset.ablations)]
+        starts = {RL_RUNS[m].start for m in (*MAIN_RL, *ablations)}
         for key, model, warmup, criteria in (("warmup", "sft_reasoning", preset.warmup, "default"),
                                              ("warmup_free", "sft_free", preset.warmup_free, "free_form"),
                                              ("warmup_paper", "sft_paper", preset.warmup_paper, "paper")):
+            if key not in starts:  # no RL run of this preset starts from it
+                continue
             if warmup.startswith("zoo:"):
                 self._add(Stage(key, model, 0, criteria, "zoo", zoo=warmup[4:]))
             else:
                 steps = ("--steps", str(preset.warmup_steps)) if preset.warmup_steps else ()
                 self._add(Stage(key, model, 0, criteria, "sft", deps=["base"], args=steps))
+        ablation_seeds = seeds[:preset.ablation_seeds] if preset.ablation_seeds is not None else seeds
+        # The main and distillation rows of every seed first, so a stopped run has answered the
+        # main questions before it starts on the ablations.
         for seed in seeds:
             self._add(Stage(f"sft_label_only-s{seed}", "sft_label_only", seed, "default", "sft", deps=["base"],
                             args=("--label-only", "--steps", str(preset.label_only_steps))))
-            for model, (recipe, extra, start, criteria) in RL_RUNS.items():
-                self._add(Stage(f"{model}-s{seed}", model, seed, criteria, "rl", deps=[start], args=(recipe, extra)))
-                if model == "grpo_sam":  # the teacher of this seed's student
-                    self._add(Stage(f"student-s{seed}", "student", seed, "default", "distill",
-                                    deps=[f"grpo_sam-s{seed}"]))
+            for model in MAIN_RL:
+                self._add_rl(model, seed)
+            self._add(Stage(f"student-s{seed}", "student", seed, "default", "distill", deps=[f"grpo_sam-s{seed}"]))
+        for seed in ablation_seeds:
+            for model in ablations:
+                self._add_rl(model, seed)
+
+    def _add_rl(self, model: str, seed: int) -> None:
+        run = RL_RUNS[model]
+        self._add(Stage(f"{model}-s{seed}", model, seed, run.prompts, "rl", deps=[run.start],
+                        args=(run.recipe, run.overrides)))
 
     def _add(self, stage: Stage) -> None:
         self.stages[stage.key] = stage
@@ -200,9 +246,12 @@ def ensure_data(preset: Preset, seed: int = 0) -> dict[str, Path]:
     from recipes.launch import ensure_benchmark
 
     root = cache_dir() / "data"
-    default = ensure_benchmark(root / f"benchmark-en-pool{preset.pool_size}", seed=seed, pool_size=preset.pool_size)
-    free = ensure_benchmark(root / "benchmark-en-free_form", seed=seed, criteria="free_form")
-    paper = ensure_benchmark(root / "benchmark-en-paper", seed=seed, criteria="paper")
+    crit = preset.criteria_of
+    variant = "" if crit("default") == "default" else f"-{crit('default')}"
+    default = ensure_benchmark(root / f"benchmark-en{variant}-pool{preset.pool_size}", seed=seed,
+                               criteria=crit("default"), pool_size=preset.pool_size)
+    free = ensure_benchmark(root / f"benchmark-en-{crit('free_form')}", seed=seed, criteria=crit("free_form"))
+    paper = ensure_benchmark(root / f"benchmark-en-{crit('paper')}", seed=seed, criteria=crit("paper"))
     return {"default": default, "free_form": free, "paper": paper, "pool": default / "pool" / "pool.parquet"}
 
 
@@ -312,52 +361,97 @@ def records_for(stage: Stage, metrics: dict[str, dict]) -> list[dict]:
             for table, name in TABLE_ENTRIES[stage.model] for split in SPLITS]
 
 
+# Paired differences printed with the tables: (A, B) model keys; A minus B over the same pairs.
+COMPARISONS = (("grpo_sam", "grpo"), ("grpo", "sft_reasoning"), ("grpo_sam", "sft_reasoning"),
+               ("student", "grpo_sam"))
+
+
+def pair_correctness(matrix: Matrix, model: str, split: str) -> dict[str, float]:
+    """Pair id -> mean correctness over the model's evaluated seeds (empty if none)."""
+    per_seed = []
+    for stage in matrix.stages.values():
+        preds = matrix.work / "eval" / stage.key / split / "predictions.jsonl"
+        if stage.model == model and preds.exists():
+            per_seed.append({r["id"]: float(r["correct"]) for r in map(json.loads, preds.open())})
+    if not per_seed:
+        return {}
+    common = set.intersection(*(set(s) for s in per_seed))
+    return {pid: sum(s[pid] for s in per_seed) / len(per_seed) for pid in common}
+
+
+def interval_rows(matrix: Matrix) -> list[dict]:
+    """Paired bootstrap 95% intervals of accuracy differences (evaluation.stats), per split.
+
+    Seeds are averaged per pair first, so the interval is over the evaluation pairs: it says
+    how sure the difference is on this pair distribution, not how it varies between seeds.
+    """
+    from evaluation.stats import paired_mean_difference
+
+    names = {model: entries[0][1] for model, entries in TABLE_ENTRIES.items()}
+    rows = []
+    for a, b in COMPARISONS:
+        for split in SPLITS:
+            ca, cb = pair_correctness(matrix, a, split), pair_correctness(matrix, b, split)
+            ids = sorted(set(ca) & set(cb))
+            if not ids:
+                continue
+            ci = paired_mean_difference([ca[i] for i in ids], [cb[i] for i in ids])
+            acc_b = sum(cb[i] for i in ids) / len(ids)
+            rows.append({"a": names[a], "b": names[b], "split": split, "pairs": len(ids),
+                         "diff": ci.diff, "low": ci.low, "high": ci.high, "excludes_zero": ci.excludes_zero,
+                         "ratio": (acc_b + ci.diff) / acc_b if acc_b else None})
+    return rows
+
+
+def intervals_markdown(rows: list[dict]) -> str:
+    lines = ["## Paired differences (accuracy, 95% bootstrap interval over the same pairs)", "",
+             "| A | B | split | pairs | A - B (points) | 95% interval | excludes 0 | A / B |",
+             "|---|---|---|---:|---:|---|---|---:|"]
+    for r in rows:
+        ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "-"
+        lines.append(f"| {r['a']} | {r['b']} | {r['split']} | {r['pairs']} | {100 * r['diff']:+.1f} | "
+                     f"[{100 * r['low']:+.1f}, {100 * r['high']:+.1f}] | {'yes' if r['excludes_zero'] else 'no'} "
+                     f"| {ratio} |")
+    lines += ["", "Seeds are averaged per pair before resampling (10,000 resamples of the pairs), so an "
+              "interval measures the evaluation pairs' noise, not the seed-to-seed spread: read it "
+              "with the ± (std over seeds) of the tables."]
+    return "\n".join(lines) + "\n"
+
+
 def write_stage_times(out: Path, rows: list[dict]) -> None:
     lines = ["# Stage times", "", "| stage | model | seed | status | wall s |", "|---|---|---:|---|---:|"]
     lines += [f"| {r['key']} | {r['model']} | {r['seed']} | {r['status']} | {r['wall_s']:.0f} |" for r in rows]
     (out / "stages.md").write_text("\n".join(lines) + "\n")
 
 
-def plot_rl_rewards(matrix: Matrix, out: Path) -> Path | None:
-    """Mean training reward per step for each RL method (mean over seeds)."""
-    curves: dict[str, dict[int, list[float]]] = {}
+def plot_learning_curves(matrix: Matrix, out: Path) -> Path | None:
+    """Validation accuracy, reward, SAM's masking and step accuracy against step, per RL method
+    (mean over seeds with a min-max band)."""
+    from evaluation.curves import plot_seed_bands
+
+    runs: dict[str, list[Path]] = {}
     for stage in matrix.stages.values():
         log = matrix.work / stage.key / "metrics.jsonl"
-        if stage.kind != "rl" or not log.exists():
-            continue
-        for line in log.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            value = row.get("data", {}).get("critic/score/mean")
-            if value is not None:
-                curves.setdefault(stage.model, {}).setdefault(int(row["step"]), []).append(value)
-    if not curves:
+        if stage.kind == "rl" and log.exists():
+            runs.setdefault(stage.model, []).append(log)
+    if not runs:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for model, steps in curves.items():
-        xs = sorted(steps)
-        ax.plot(xs, [sum(steps[x]) / len(steps[x]) for x in xs], marker="o", label=model)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("mean reward (critic/score/mean)")
-    ax.set_title("RL training reward, mean over seeds")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "training_reward.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = out / "learning_curves.png"
+    plot_seed_bands(dict(sorted(runs.items(), key=lambda kv: (kv[0] not in MAIN_RL, kv[0]))), path,
+                    title=f"RL from the warm-up, preset {matrix.preset.note or ''}".strip())
     return path
+
+
+def default_preset() -> str:
+    from verl_backend.overrides import detect_machine
+
+    return "cpu" if detect_machine() == "cpu" else "smollm2"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m recipes.tables", description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    ap.add_argument("--preset", default=default_preset(), choices=sorted(PRESETS),
+                    help="default: cpu on a machine without a GPU, smollm2 with one")
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the preset's)")
     ap.add_argument("--model", default=None, help="base model (required by the full preset)")
     ap.add_argument("--out", default=None, help="results folder (default: results/<preset>)")
@@ -422,7 +516,9 @@ def main(argv: list[str] | None = None) -> int:
         header.update({"status": f"in progress: {len(times)} of {len(matrix.stages)} stages",
                        "wall_s": round(time.perf_counter() - started)})
         if records:
-            write_results(records, out, header)
+            write_results(records, out, header, intervals=intervals_markdown(interval_rows(matrix)))
+        if stage.kind == "rl":
+            plot_learning_curves(matrix, out)
         write_stage_times(out, times)
         tqdm.write(f"{stage.key}: {status} ({wall:.0f} s)")
 
@@ -431,9 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     header.update({"status": "complete" if not problems else "finished with " + "; ".join(problems),
                    "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                    "wall_s": round(time.perf_counter() - started)})
-    plot_rl_rewards(matrix, out)
+    plot_learning_curves(matrix, out)
     if records:
-        write_results(records, out, header)
+        write_results(records, out, header, intervals=intervals_markdown(interval_rows(matrix)))
     print(f"results: {out / 'README.md'}")
     return 1 if problems else 0
 

@@ -20,7 +20,8 @@ def test_committed_tables_rebuild_from_their_records(preset, tmp_path):
     records = json.loads((folder / "records.json").read_text())
     header = json.loads((folder / "header.json").read_text())
     assert header["status"] == "complete" and header["commit"] != "unknown"
-    written = write_results(records, tmp_path, header)
+    intervals = folder / "intervals.md"
+    written = write_results(records, tmp_path, header, intervals.read_text() if intervals.exists() else "")
     for name in ("main.md", "ablation.md", "distillation.md", "README.md"):
         assert name in written
         assert (tmp_path / name).read_text() == (folder / name).read_text(), name

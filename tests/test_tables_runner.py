@@ -127,7 +127,7 @@ def test_dry_run_lists_every_stage(tmp_path):
 
 
 def test_launcher_writes_the_benchmark_with_the_recipes_criteria():
-    assert launch.recipe_criteria("grpo_sam_paper", []) == "paper"
-    assert launch.recipe_criteria("grpo_sam", []) == "default"
+    assert launch.recipe_criteria("grpo_sam_paper", []) == ("paper", True)
+    assert launch.recipe_criteria("grpo_sam", []) == ("default", False)
     assert launch.default_data_dir("paper").name == "benchmark-en-paper"
     assert launch.default_data_dir("default").name == "benchmark-en"

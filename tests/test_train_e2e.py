@@ -21,7 +21,8 @@ STEPS = 3
 
 
 def launch(out, steps, *overrides):
-    cmd = [sys.executable, "-m", "recipes.launch", "--machine", "cpu", "--steps", str(steps),
+    # the tiny model's scale: this checks the wiring, the miniature's learning is the tables' job
+    cmd = [sys.executable, "-m", "recipes.launch", "--machine", "cpu", "--model", "tiny-sft", "--steps", str(steps),
            "--out", str(out), *overrides]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]

@@ -29,7 +29,7 @@ LANGS = ("en", "zh")
 _TAG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Placeholders a prompt's `user` text must contain. The others it may use: tags,
-# label_rules, step_instructions, verdict_marker, label_values, answer_tag,
+# label_rules, step_instructions, step_tags, verdict_marker, label_values, answer_tag,
 # reasoning_tag; an unknown name is shown literally.
 REQUIRED_PLACEHOLDERS = ("query", "title", "content")
 # The keys each mapping of a criteria file may have: a misspelt key is an error,
@@ -482,7 +482,31 @@ def _load_cached(path: str, mtime: float) -> Criteria:
         raise CriteriaError(f"{path}: not UTF-8 text: {exc}") from None
     except OSError as exc:
         raise CriteriaError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return parse_criteria(raw, source=path)
+    return parse_criteria(_with_base(raw, path), source=path)
+
+
+def _with_base(raw: Any, path: str, seen: tuple[Path, ...] = ()) -> Any:
+    """``raw`` over the criteria it names in ``extends``: a prompt variant restates only what differs.
+
+    Top-level keys replace the base's whole (a variant's ``prompt`` replaces every language's
+    prompt); the base is resolved like any criteria name or path and may extend another.
+    """
+    if not isinstance(raw, Mapping) or "extends" not in raw:
+        return raw
+    base_name = raw["extends"]
+    if not isinstance(base_name, str) or not base_name.strip():
+        raise CriteriaError(f"{path}: field 'extends' must name a criteria (a built-in name or a YAML path)")
+    base_path = resolve_criteria_path(base_name).resolve()
+    chain = (*seen, Path(path).resolve())
+    if base_path in chain:
+        raise CriteriaError(f"{path}: field 'extends' makes a cycle: {' -> '.join(p.name for p in chain)} "
+                            f"-> {base_path.name}")
+    try:
+        base = yaml.safe_load(base_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        raise CriteriaError(f"{path}: the criteria it extends, {base_path}, cannot be read: "
+                            f"{str(exc).splitlines()[0]}") from None
+    return {**_with_base(base, str(base_path), chain), **{k: v for k, v in raw.items() if k != "extends"}}
 
 
 def load_criteria(name_or_path: str | Path | Criteria | None = None) -> Criteria:

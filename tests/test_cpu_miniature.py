@@ -1,0 +1,123 @@
+"""The CPU miniature's plumbing: the compact prompt variants, the cpu presets of the launcher and
+the tables runner, and the paired intervals the tables print."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_prep.criteria import CriteriaError, load_criteria
+from data_prep.prompt import render_prompt
+from recipes import launch
+from recipes.tables import MAIN_RL, PRESETS, Matrix, Stage, interval_rows, intervals_markdown
+
+
+@pytest.mark.parametrize("variant,base", [("compact", "default"), ("paper_compact", "paper")])
+def test_a_compact_variant_changes_the_prompt_only(variant, base):
+    v, b = load_criteria(variant), load_criteria(base)
+    assert v.name == variant and v.format == b.format
+    assert v.steps == b.steps and v.labels == b.labels and v.label_rules == b.label_rules
+    assert v.answer_tag == b.answer_tag and v.reasoning_tag == b.reasoning_tag
+    short = render_prompt("ramen tokyo", "Ramen spots", "five bowls", ["#ramen"], criteria=variant)
+    long = render_prompt("ramen tokyo", "Ramen spots", "five bowls", ["#ramen"], criteria=base)
+    assert len(short[1]["content"]) < len(long[1]["content"]) / 2
+    assert "Query: ramen tokyo" in short[1]["content"]
+    for step in v.steps:  # the step order is still in the prompt, as tags
+        assert f"<{step.tag}>" in short[1]["content"]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_extends_overrides_keys_and_refuses_cycles(tmp_path):
+    _write(tmp_path / "a.yaml", f"name: a\nextends: {tmp_path / 'b.yaml'}\n")
+    _write(tmp_path / "b.yaml", f"name: b\nextends: {tmp_path / 'a.yaml'}\n")
+    with pytest.raises(CriteriaError, match="makes a cycle"):
+        load_criteria(tmp_path / "a.yaml")
+    _write(tmp_path / "c.yaml", "name: c\nextends: no_such_criteria\n")
+    with pytest.raises(CriteriaError, match="no such file and not a built-in name"):
+        load_criteria(tmp_path / "c.yaml")
+    _write(tmp_path / "d.yaml", "name: d\nextends: default\nversion: 7\n")
+    d = load_criteria(tmp_path / "d.yaml")
+    assert d.name == "d" and d.version == 7 and d.steps == load_criteria("default").steps
+
+
+def test_cpu_launch_defaults_to_the_miniature_without_building_it_in_a_dry_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GRM_CACHE", str(tmp_path / "cache"))
+    assert launch.main(["--machine", "cpu", "--out", str(tmp_path / "run"), "--dry-run"]) == 0
+    script = (tmp_path / "run" / "command.sh").read_text()
+    assert "models/mini-sft" in script and not (tmp_path / "cache" / "models" / "mini-sft").exists()
+    assert "benchmark-en-compact/train.parquet" in script  # the compact prompt variant's data
+    assert "trainer.val_before_train=true" in script and "trainer.total_training_steps=20" in script
+
+
+def test_a_scale_is_chosen_by_model_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRM_CACHE", str(tmp_path / "cache"))
+    assert launch.scale_for("cpu", "tiny-sft")["steps"] == 3
+    assert launch.scale_for("cpu", "/some/folder") is launch.SCALES["mini-sft"]
+    assert launch.run_criteria(launch.SCALES["mini-sft"], "paper") == "paper_compact"
+    assert launch.run_criteria(launch.SCALES["tiny-sft"], "paper") == "paper"
+
+
+def test_the_paper_recipe_reads_the_compact_paper_criteria_at_the_miniature_scale(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRM_CACHE", str(tmp_path / "cache"))
+    assert launch.main(["--machine", "cpu", "--config", "grpo_sam_paper", "--out", str(tmp_path / "run"),
+                        "--dry-run"]) == 0
+    script = (tmp_path / "run" / "command.sh").read_text()
+    assert "reward.custom_reward_function.reward_kwargs.criteria=paper_compact" in script
+    assert "benchmark-en-paper_compact/train.parquet" in script
+
+
+@pytest.fixture
+def cpu_matrix(tmp_path):
+    data = {"default": tmp_path / "d", "free_form": tmp_path / "f", "paper": tmp_path / "p", "pool": tmp_path / "x"}
+    return Matrix(PRESETS["cpu"], [0, 1, 2], tmp_path / "work", data, "mini")
+
+
+def test_cpu_preset_runs_main_rows_on_every_seed_and_ablations_on_one(cpu_matrix):
+    keys = list(cpu_matrix.stages)
+    for seed in (0, 1, 2):
+        for model in (*MAIN_RL, "sft_label_only", "student"):
+            assert f"{model}-s{seed}" in keys
+    ablations = [k for k, s in cpu_matrix.stages.items() if s.kind == "rl" and s.model not in MAIN_RL]
+    assert ablations and all(k.endswith("-s0") for k in ablations)
+    assert set(PRESETS["cpu"].ablations) == {k[:-3] for k in ablations}
+    # every main and distillation row comes before the first ablation
+    assert max(keys.index(f"student-s{s}") for s in (0, 1, 2)) < min(keys.index(k) for k in ablations)
+    assert "warmup_free" not in keys and "warmup_paper" not in keys  # no run starts from them
+    label_only = cpu_matrix.command(cpu_matrix.stages["sft_label_only-s1"])
+    assert label_only[label_only.index("--steps") + 1] == str(PRESETS["cpu"].rl_steps)
+
+
+def _predictions(work: Path, key: str, split: str, correct: list[int]) -> None:
+    folder = work / "eval" / key / split
+    folder.mkdir(parents=True)
+    (folder / "predictions.jsonl").write_text(
+        "".join(json.dumps({"id": f"p{i}", "correct": bool(c)}) + "\n" for i, c in enumerate(correct)))
+
+
+def test_intervals_average_seeds_per_pair_then_resample_pairs(tmp_path):
+    m = Matrix(PRESETS["cpu"], [0, 1], tmp_path, {}, "mini")
+    m.stages = {"warmup": Stage("warmup", "sft_reasoning", 0, "default", "zoo"),
+                "grpo-s0": Stage("grpo-s0", "grpo", 0, "default", "rl"),
+                "grpo-s1": Stage("grpo-s1", "grpo", 1, "default", "rl")}
+    rng = np.random.default_rng(0)
+    warm = rng.integers(0, 2, 400).tolist()
+    s0, s1 = rng.integers(0, 2, 400).tolist(), rng.integers(0, 2, 400).tolist()
+    _predictions(tmp_path, "warmup", "test_random", warm)
+    _predictions(tmp_path, "grpo-s0", "test_random", s0)
+    _predictions(tmp_path, "grpo-s1", "test_random", s1)
+    [row] = [r for r in interval_rows(m) if r["b"] == "SFT reasoning (warm-up)"]
+    assert row["pairs"] == 400 and row["split"] == "test_random"
+    per_pair = (np.array(s0) + np.array(s1)) / 2 - np.array(warm)
+    assert row["diff"] == pytest.approx(per_pair.mean())
+    assert row["low"] < row["diff"] < row["high"]
+    se = per_pair.std(ddof=1) / np.sqrt(400)  # the bootstrap interval is close to the normal one by hand
+    assert row["high"] - row["low"] == pytest.approx(2 * 1.96 * se, rel=0.1)
+    assert row["excludes_zero"] == (row["low"] > 0 or row["high"] < 0)
+    assert "| GRPO (outcome reward) | SFT reasoning (warm-up) | test_random | 400 |" in intervals_markdown([row])
