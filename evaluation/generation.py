@@ -113,12 +113,15 @@ class HFGenerator:
         import torch
         from transformers import AutoModelForCausalLM
 
+        from model_zoo.stop_tokens import stop_token_ids
+
         self.model_path, self.device, self.batch_size = str(model_path), device, max(1, batch_size)
         self.tokenizer = load_tokenizer(self.model_path)
         dtype = torch.bfloat16 if device == "cuda" else torch.float32  # CPU bf16 matmuls are slow
         self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype).to(device)
         self.model.eval()
-        self.stop_ids = _stop_ids(self.model.generation_config, self.tokenizer)
+        # the training rollout's stop rule (verl_backend.hf_server), so evaluation stops where training did
+        self.stop_ids = set(stop_token_ids(self.tokenizer, self.model.config, self.model.generation_config))
 
     def generate(self, prompt_ids: Sequence[Sequence[int]], cfg: SamplingConfig,
                  progress: bool = True) -> list[Generation]:
@@ -194,15 +197,6 @@ class VLLMGenerator:
                            o.cumulative_logprob / len(o.token_ids)
                            if o.cumulative_logprob is not None and o.token_ids else None)
                 for o in (r.outputs[0] for r in results)]
-
-
-def _stop_ids(generation_config, tokenizer) -> set[int]:
-    """The ids that end a response: the checkpoint's eos list, else the tokenizer's eos."""
-    eos = getattr(generation_config, "eos_token_id", None)
-    ids = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return ids
 
 
 def load_generator(model_path: str, backend: str = "auto", device: str = "auto",

@@ -121,3 +121,17 @@ def test_intervals_average_seeds_per_pair_then_resample_pairs(tmp_path):
     assert row["high"] - row["low"] == pytest.approx(2 * 1.96 * se, rel=0.1)
     assert row["excludes_zero"] == (row["low"] > 0 or row["high"] < 0)
     assert "| GRPO (outcome reward) | SFT reasoning (warm-up) | test_random | 400 |" in intervals_markdown([row])
+
+
+def test_evaluation_stops_at_the_rollouts_stop_tokens():
+    from types import SimpleNamespace
+
+    from evaluation.generation import HFGenerator
+    from model_zoo import resolve_model
+    from model_zoo.stop_tokens import stop_token_ids
+
+    gen = HFGenerator(str(resolve_model("tiny")), "cpu", 4)
+    assert gen.stop_ids == set(stop_token_ids(gen.tokenizer, gen.model.config, gen.model.generation_config))
+    # a chat-end marker that no config lists as eos still ends a turn (evaluation used to miss it)
+    tok = SimpleNamespace(eos_token_id=7, get_added_vocab=lambda: {"<|im_end|>": 9, "<x>": 11})
+    assert stop_token_ids(tok, SimpleNamespace(eos_token_id=[5, 7]), None) == [5, 7, 9]

@@ -26,13 +26,11 @@ from verl.utils.torch_dtypes import PrecisionType
 from verl.workers.config import HFModelConfig, RolloutConfig
 from verl.workers.rollout.replica import RolloutMode, TokenOutput
 
+from model_zoo.stop_tokens import stop_token_ids
 from verl_backend.hf_engine import HFGenerateEngine, SamplingKey
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
-
-# Chat end-of-turn markers: instruct models end a reply with these rather than the base EOS.
-_CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end_of_turn|>")
 
 
 def server_actor_name(replica_rank: int, is_reward_model: bool = False, is_teacher_model: bool = False,
@@ -40,20 +38,6 @@ def server_actor_name(replica_rank: int, is_reward_model: bool = False, is_teach
     """Ray actor name of a replica's server; the weight-sync adapter finds it by this name."""
     role = "reward_" if is_reward_model else "teacher_" if is_teacher_model else ""
     return f"hf_server_{role}{replica_rank}{name_suffix}"
-
-
-def resolve_stop_token_ids(tokenizer, hf_config, generation_config) -> list[int]:
-    ids: list[int] = []
-    for source in (generation_config, hf_config, tokenizer):
-        eos = getattr(source, "eos_token_id", None) if source is not None else None
-        for token in eos if isinstance(eos, (list, tuple)) else [eos]:
-            if token is not None and int(token) not in ids:
-                ids.append(int(token))
-    added = tokenizer.get_added_vocab() if tokenizer is not None else {}
-    for marker in _CHAT_END_TOKENS:
-        if marker in added and added[marker] not in ids:
-            ids.append(added[marker])
-    return ids
 
 
 def resolve_pad_token_id(tokenizer, hf_config, stop_ids: list[int]) -> int:
@@ -141,7 +125,7 @@ class HFRolloutServer:
         started = time.perf_counter()
         model = load_causal_lm(self.model_config, dtype, self.device, self.config.load_format)
         tokenizer = self.model_config.tokenizer
-        stop_ids = resolve_stop_token_ids(tokenizer, self.model_config.hf_config, self.model_config.generation_config)
+        stop_ids = stop_token_ids(tokenizer, self.model_config.hf_config, self.model_config.generation_config)
         self.engine = HFGenerateEngine(
             model,
             stop_token_ids=stop_ids,
