@@ -130,7 +130,8 @@ def render_prompt(
 
 
 def format_step(step: Step, text: str, verdict: str, crit: Criteria, lang: str = "en") -> str:
-    return f"<{step.tag}>\n{text.strip()}\n{crit.marker(lang)} {verdict}\n</{step.tag}>"
+    body = f"{text.strip()}\n" if text.strip() else ""  # a terse trace's skipped step: the verdict alone
+    return f"<{step.tag}>\n{body}{crit.marker(lang)} {verdict}\n</{step.tag}>"
 
 
 def format_answer(label: int, crit: Criteria) -> str:

@@ -160,9 +160,43 @@ def _paper_step_texts(row: Mapping[str, Any], lang: str,
     }
 
 
-def _step_texts(row: Mapping[str, Any], lang: str) -> dict[str, tuple[str, str]]:
+# The terse style keeps what each step finds (the subjects, the need, each constraint's values)
+# and drops the restated query and the boilerplate of skipped steps: a response of ~1/3 the
+# tokens, for models small enough that generation length sets the cost (the CPU miniature).
+_TERSE = {
+    "en": {
+        "query": "Subject: {subject}. Wants: {need}.",
+        "compare": " Versus {other}.",
+        "constraints": " Constraints: {items}.",
+        "no_constraints": " No constraints.",
+        "c_item": "{ctype} {value}",
+        "exact": "Note: {subject}.",
+        "passing": "Note: {note_subject}; {subject} in passing.",
+        "sibling": "Note: {note_subject}, a sibling.",
+        "collision": "Note: {note_subject}; only \"{keyword}\" is shared.",
+        "unrelated": "Note: {note_subject}.",
+        "met": "Note gives {need}.",
+        "unmet_intent": "Note is {kind}.",
+        "unmet_passing": "Only a passing mention.",
+        "need_na": "",
+        "c_none": "",
+        "c_check": "{ctype} {value}: note {note_value}, {verdict}.",
+        "c_price": "price at most {value}: note {note_value}, {verdict}.",
+        "c_na": "",
+    },
+}
+
+def _templates(lang: str, style: str) -> Mapping[str, Any]:
+    if style == "full":
+        return _TEXT[lang]
+    if lang not in _TERSE:
+        raise ValueError(f"the {style!r} trace style has no {lang!r} templates (has {sorted(_TERSE)})")
+    return {**_TEXT[lang], **_TERSE[lang]}
+
+
+def _step_texts(row: Mapping[str, Any], lang: str, style: str = "full") -> dict[str, tuple[str, str]]:
     """(text, verdict) for each step of the benchmark's annotation schema."""
-    t = _TEXT[lang]
+    t = _templates(lang, style)
     gold = row["step_gold"]
     intent = row["intent"]
     names = dict(
@@ -235,7 +269,7 @@ def build_trace(row: Mapping[str, Any], criteria: Criteria | str | None = None, 
     lang = lang or row.get("lang") or "en"
     if row.get("label") is None or not row.get("step_gold"):
         raise ValueError(f"row {row.get('id')}: a trace needs a label and step annotations")
-    texts = _step_texts(row, lang)
+    texts = _step_texts(row, lang, crit.trace_style)
     if crit.format == "free_form":
         reasoning = "\n".join(text for text, _ in texts.values())
         return format_response({}, int(row["label"]), crit, lang, reasoning=reasoning)

@@ -38,7 +38,8 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"
 _BUILTIN: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "tiny": ("tiny", build_tiny_model),
     # The CPU miniature's backbone: ~1M parameters, the tiny tokenizer (see recipes/tables.py).
-    "mini": ("mini", lambda out: build_tiny_model(out, hidden_size=128, num_layers=4)),
+    # Full multi-head attention (no grouped KV): decoding then copies no repeated KV cache each step.
+    "mini": ("mini", lambda out: build_tiny_model(out, hidden_size=128, num_layers=4, num_kv_heads=4)),
     "tiny-sft": ("tiny-sft", build_tiny_sft),
     "tiny-sft-free": ("tiny-sft-free", lambda out: build_tiny_sft(out, criteria="free_form")),
     "tiny-sft-paper": ("tiny-sft-paper", lambda out: build_tiny_sft(out, criteria="paper")),

@@ -70,7 +70,7 @@ SCALES = {
         "steps": 20, "val_rows": 200,
         "criteria": {"default": "compact", "paper": "paper_compact"},
         "overrides": ["data.train_batch_size=8", "actor_rollout_ref.actor.ppo_mini_batch_size=8",
-                      "data.max_prompt_length=512", "data.max_response_length=384",
+                      "data.max_prompt_length=512", "data.max_response_length=256",
                       "actor_rollout_ref.actor.optim.lr=5e-4", "trainer.val_before_train=true"],
     },
     "smollm2": {

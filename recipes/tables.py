@@ -81,7 +81,7 @@ PRESETS = {
     # three seeds; the SAM-variant ablations one.
     "cpu": Preset(machine="cpu", base_model="mini", warmup="zoo:mini-sft", warmup_free="zoo:mini-sft-free",
                   warmup_steps=None, rl_steps=RL_STEPS_CPU, label_only_steps=RL_STEPS_CPU, student="mini",
-                  student_steps=300, pool_size=2000, eval_rows=1000, max_new_tokens=384, eval_batch_size=64,
+                  student_steps=300, pool_size=2000, eval_rows=1000, max_new_tokens=256, eval_batch_size=64,
                   seeds=3, rl_overrides=("trainer.test_freq=5", "trainer.val_before_train=true"),
                   warmup_paper="zoo:mini-sft-paper", ablation_seeds=1,
                   ablations=("grpo_sam_negative_only", "grpo_sam_first_error", "grpo_sam_paper_variant",

@@ -135,3 +135,22 @@ def test_evaluation_stops_at_the_rollouts_stop_tokens():
     # a chat-end marker that no config lists as eos still ends a turn (evaluation used to miss it)
     tok = SimpleNamespace(eos_token_id=7, get_added_vocab=lambda: {"<|im_end|>": 9, "<x>": 11})
     assert stop_token_ids(tok, SimpleNamespace(eos_token_id=[5, 7]), None) == [5, 7, 9]
+
+
+def test_terse_traces_read_back_as_their_gold_and_are_shorter():
+    from data_prep.benchmark import BenchmarkConfig, generate_benchmark
+    from data_prep.traces import build_trace
+    from reward import compute_score
+
+    rows = generate_benchmark(BenchmarkConfig(seed=3, train_size=200, val_size=5, test_random_size=5,
+                                              test_longtail_size=5, sft_size=0, progress=False))["train"]
+    assert {r["label"] for r in rows} == {-1, 0, 1, 2, 3}
+    for row in rows:
+        terse, full = build_trace(row, "compact"), build_trace(row, "default")
+        assert len(terse) < len(full) * 0.7, (terse, full)
+        assert row["query"] not in terse  # the query is not restated
+        info = {"criteria": "compact", "step_gold": json.dumps(row["step_gold"])}
+        res = compute_score("grm_relevance", terse, str(row["label"]), info)
+        assert res["score"] == 1.0 and res["format_ok"] == 1.0 and res["step_acc"] == 1.0, (terse, res)
+    with pytest.raises(ValueError, match="no 'zh' templates"):
+        build_trace({**rows[0], "lang": "zh"}, "compact")

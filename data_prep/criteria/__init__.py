@@ -25,6 +25,7 @@ import yaml
 BUILTIN_DIR = Path(__file__).parent
 DEFAULT_CRITERIA = "default"
 FORMATS = ("stepwise", "free_form")
+TRACE_STYLES = ("full", "terse")  # the warm-up traces' wording (data_prep.traces)
 LANGS = ("en", "zh")
 _TAG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -35,7 +36,7 @@ REQUIRED_PLACEHOLDERS = ("query", "title", "content")
 # The keys each mapping of a criteria file may have: a misspelt key is an error,
 # not a silently ignored field.
 TOP_KEYS = ("name", "version", "format", "labels", "verdict_marker", "verdict_marker_zh", "steps",
-            "reasoning_tag", "answer", "label_rules", "prompt")
+            "reasoning_tag", "answer", "label_rules", "prompt", "trace_style")
 LABEL_KEYS = ("value", "name", "rule", "rule_zh")
 STEP_KEYS = ("name", "tag", "title", "title_zh", "question", "question_zh", "verdicts",
              "gold_from_label")
@@ -98,6 +99,7 @@ class Criteria:
     answer_title_zh: str = "结论"
     source: str = ""
     version: int = 1
+    trace_style: str = "full"  # the warm-up traces' wording: full | terse (data_prep.traces)
     _step_index: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     # -- lookups -------------------------------------------------------------
@@ -382,6 +384,10 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
     if "en" not in prompts:
         raise CriteriaError(f"{where}: field 'prompt' needs at least the 'en' prompt")
 
+    trace_style = raw.get("trace_style", "full")
+    if trace_style not in TRACE_STYLES:
+        raise CriteriaError(f"{where}: field 'trace_style' must be one of {TRACE_STYLES}, got {trace_style!r}")
+
     criteria = Criteria(
         name=name, format=fmt, labels=tuple(labels), steps=tuple(steps), answer_tag=answer_tag,
         prompts=prompts, label_rules=tuple(rules),
@@ -390,7 +396,7 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
         reasoning_tag=reasoning_tag,
         answer_title=str(answer.get("title", "Answer")),
         answer_title_zh=str(answer.get("title_zh", "结论")),
-        source=source, version=version,
+        source=source, version=version, trace_style=trace_style,
         _step_index={s.name: i for i, s in enumerate(steps)},
     )
     _check_verdicts_read_back(criteria, where)
