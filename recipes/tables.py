@@ -1,7 +1,7 @@
 """One command that reproduces the paper's tables in miniature: methods x seeds.
 
     python -m recipes.tables [--preset cpu|tiny|smollm2|full] [--seeds N] [--out DIR] [--work DIR]
-                             [--model PATH] [--dry-run] [--report-only]
+                             [--model PATH] [--tables main,ablation,distillation] [--dry-run]
 
 Every stage is a real run of the project's launchers in its own folder under the work dir
 (default ``runs/tables-<preset>``); a finished stage is skipped when the command runs again, so
@@ -44,7 +44,7 @@ REPO = RECIPES.parent
 SPLITS = ("test_random", "test_longtail")
 
 
-RL_STEPS_CPU = 30
+RL_STEPS_CPU = 16
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ class Preset:
     criteria: tuple[tuple[str, str], ...] = (("default", "default"), ("free_form", "free_form"), ("paper", "paper"))
     ablation_seeds: int | None = None  # seeds of the ablation-only RL runs (None: all seeds)
     ablations: tuple[str, ...] | None = None  # the ablation-only RL runs to make (None: all of RL_RUNS)
+    zero_shot: bool = True  # evaluate the base model (a randomly initialised base is chance by construction)
 
     def criteria_of(self, family: str) -> str:
         return dict(self.criteria)[family]
@@ -81,9 +82,9 @@ PRESETS = {
     # three seeds; the SAM-variant ablations one.
     "cpu": Preset(machine="cpu", base_model="mini", warmup="zoo:mini-sft", warmup_free="zoo:mini-sft-free",
                   warmup_steps=None, rl_steps=RL_STEPS_CPU, label_only_steps=RL_STEPS_CPU, student="mini",
-                  student_steps=300, pool_size=2000, eval_rows=1000, max_new_tokens=256, eval_batch_size=64,
-                  seeds=3, rl_overrides=("trainer.test_freq=5", "trainer.val_before_train=true"),
-                  warmup_paper="zoo:mini-sft-paper", ablation_seeds=1,
+                  student_steps=150, pool_size=1000, eval_rows=1000, max_new_tokens=256, eval_batch_size=64,
+                  seeds=3, rl_overrides=("trainer.test_freq=8", "trainer.val_before_train=true"),
+                  warmup_paper="zoo:mini-sft-paper", ablation_seeds=1, zero_shot=False,
                   ablations=("grpo_sam_negative_only", "grpo_sam_first_error", "grpo_sam_paper_variant",
                              "grpo_sam_excluded"),
                   criteria=(("default", "compact"), ("free_form", "free_form"), ("paper", "paper_compact")),
@@ -164,6 +165,7 @@ class Stage:
     deps: list[str] = field(default_factory=list)  # stages whose models this one starts from
     zoo: str | None = None  # model_zoo name or folder, for kind "zoo"
     args: tuple = ()  # kind-specific: sft options, or (recipe, overrides) for rl
+    evaluate: bool = True  # False: the stage only provides a model to later stages
 
 
 class Matrix:
@@ -172,7 +174,7 @@ class Matrix:
     def __init__(self, preset: Preset, seeds: list[int], work: Path, data: dict[str, Path], base_model: str):
         self.preset, self.seeds, self.work, self.data = preset, seeds, work, data
         self.stages: dict[str, Stage] = {}
-        self._add(Stage("base", "zero_shot", 0, "default", "zoo", zoo=base_model))
+        self._add(Stage("base", "zero_shot", 0, "default", "zoo", zoo=base_model, evaluate=preset.zero_shot))
         ablations = [m for m in RL_RUNS if m not in MAIN_RL and (preset.ablations is None or m in preset.ablations)]
         starts = {RL_RUNS[m].start for m in (*MAIN_RL, *ablations)}
         for key, model, warmup, criteria in (("warmup", "sft_reasoning", preset.warmup, "default"),
@@ -205,6 +207,14 @@ class Matrix:
 
     def _add(self, stage: Stage) -> None:
         self.stages[stage.key] = stage
+
+    def keep_tables(self, tables: set[str]) -> None:
+        """Drop the stages no row of ``tables`` needs (a stage stays if a kept stage starts from it)."""
+        needed = {k for k, s in self.stages.items() if any(t in tables for t, _ in TABLE_ENTRIES[s.model])}
+        for key in reversed(list(self.stages)):
+            if key in needed:
+                needed.update(self.stages[key].deps)
+        self.stages = {k: s for k, s in self.stages.items() if k in needed}
 
     def model_dir(self, key: str) -> Path:
         """The HF folder a stage leaves (a model_zoo model is built on first use)."""
@@ -456,6 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="base model (required by the full preset)")
     ap.add_argument("--out", default=None, help="results folder (default: results/<preset>)")
     ap.add_argument("--work", default=None, help="run folders (default: runs/tables-<preset>)")
+    ap.add_argument("--tables", default=",".join((MAIN, ABLATION, DISTILLATION)),
+                    help="comma-separated tables to make (main, ablation, distillation): a stage runs only "
+                         "if its model has a row in one of them or a later stage needs it")
     ap.add_argument("--dry-run", action="store_true", help="print the stages and commands, run nothing")
     args = ap.parse_args(argv)
 
@@ -470,7 +483,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or REPO / "results" / args.preset).resolve()
     work.mkdir(parents=True, exist_ok=True)
     data = ensure_data(preset)
+    tables = {t.strip() for t in args.tables.split(",") if t.strip()}
+    if not tables or tables - {MAIN, ABLATION, DISTILLATION}:
+        ap.error(f"--tables: choose from {MAIN}, {ABLATION}, {DISTILLATION}; got {args.tables!r}")
     matrix = Matrix(preset, seeds, work, data, base_model)
+    matrix.keep_tables(tables)
 
     if args.dry_run:
         for stage in matrix.stages.values():
@@ -483,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     from evaluation.tables import write_results
 
     out.mkdir(parents=True, exist_ok=True)
-    header = {"preset": args.preset, "seeds": len(seeds), "commit": git_commit(),
+    header = {"preset": args.preset, "seeds": len(seeds), "tables": ", ".join(sorted(tables)), "commit": git_commit(),
               "command": "python -m recipes.tables " + shlex.join(argv if argv is not None else sys.argv[1:]),
               "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               **{f"machine.{k}": v for k, v in machine_facts().items()}, "note": preset.note}
@@ -500,7 +517,9 @@ def main(argv: list[str] | None = None) -> int:
         reused = (work / stage.key / "done.json").exists()
         ok, wall = run_stage(matrix, stage, tqdm.write)
         status = ("done in an earlier run" if reused else "done") if ok else "failed"
-        if ok:
+        if ok and not stage.evaluate:
+            status += ", not evaluated (the preset's choice)"
+        elif ok:
             eval_start = time.perf_counter()
             cached = all((work / "eval" / stage.key / split / "metrics.json").exists() for split in SPLITS)
             try:

@@ -154,3 +154,12 @@ def test_terse_traces_read_back_as_their_gold_and_are_shorter():
         assert res["score"] == 1.0 and res["format_ok"] == 1.0 and res["step_acc"] == 1.0, (terse, res)
     with pytest.raises(ValueError, match="no 'zh' templates"):
         build_trace({**rows[0], "lang": "zh"}, "compact")
+
+
+def test_tables_option_keeps_the_stages_its_rows_need(cpu_matrix):
+    cpu_matrix.keep_tables({"main", "distillation"})
+    models = {s.model for s in cpu_matrix.stages.values()}
+    assert models == {"zero_shot", "sft_reasoning", "sft_label_only", "grpo", "grpo_sam", "student"}
+    cpu_matrix.keep_tables({"distillation"})  # the students need their teachers, the teachers the warm-up
+    assert {s.model for s in cpu_matrix.stages.values()} == {"zero_shot", "sft_label_only", "sft_reasoning",
+                                                             "grpo_sam", "student"}
