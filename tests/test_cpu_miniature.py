@@ -91,7 +91,7 @@ def test_cpu_preset_runs_main_rows_on_every_seed_and_ablations_on_one(cpu_matrix
     assert max(keys.index(f"student-s{s}") for s in (0, 1, 2)) < min(keys.index(k) for k in ablations)
     assert "warmup_free" not in keys and "warmup_paper" not in keys  # no run starts from them
     label_only = cpu_matrix.command(cpu_matrix.stages["sft_label_only-s1"])
-    assert label_only[label_only.index("--steps") + 1] == str(PRESETS["cpu"].rl_steps)
+    assert label_only[label_only.index("--steps") + 1] == str(PRESETS["cpu"].label_only_steps)
 
 
 def _predictions(work: Path, key: str, split: str, correct: list[int]) -> None:
