@@ -115,7 +115,7 @@ BAND_PANELS = (
     ("SAM masked fraction, A > 0", ("sam/masked_frac_pos",)),
     ("SAM masked fraction, A < 0", ("sam/masked_frac_neg",)),
     ("step accuracy (train)", ("sam/step_acc",)),
-    ("policy entropy", ("actor/entropy",)),
+    ("policy entropy", ("actor/entropy", "actor/entropy_loss")),
 )
 
 
