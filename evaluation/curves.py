@@ -140,14 +140,14 @@ def plot_seed_bands(runs: dict[str, list[str | Path]], out_png: str | Path, titl
     drawn = []
     fig, axes = plt.subplots(2, 3, figsize=(14, 7), squeeze=False)
     for ax, (panel, patterns) in zip([a for row in axes for a in row], BAND_PANELS):
-        for method, logs in runs.items():
+        for i, (method, logs) in enumerate(runs.items()):
             points = seed_bands(logs, patterns)
             if not points:
                 continue
-            xs = [p[0] for p in points]
+            xs, color = [p[0] for p in points], f"C{i}"  # one colour per method in every panel
             ax.plot(xs, [p[1] for p in points], marker="o" if len(xs) < 12 else None, markersize=3,
-                    label=f"{method} (n={len(logs)})")
-            ax.fill_between(xs, [p[2] for p in points], [p[3] for p in points], alpha=0.2)
+                    color=color, label=f"{method} (n={len(logs)})")
+            ax.fill_between(xs, [p[2] for p in points], [p[3] for p in points], color=color, alpha=0.2)
         if ax.lines:
             drawn.append(panel)
             ax.legend(fontsize=7)

@@ -450,7 +450,7 @@ def plot_learning_curves(matrix: Matrix, out: Path) -> Path | None:
         return None
     path = out / "learning_curves.png"
     plot_seed_bands(dict(sorted(runs.items(), key=lambda kv: (kv[0] not in MAIN_RL, kv[0]))), path,
-                    title=f"RL from the warm-up, preset {matrix.preset.note or ''}".strip())
+                    title=f"RL methods: {matrix.preset.note}" if matrix.preset.note else "RL methods")
     return path
 
 
