@@ -163,3 +163,19 @@ def test_tables_option_keeps_the_stages_its_rows_need(cpu_matrix):
     cpu_matrix.keep_tables({"distillation"})  # the students need their teachers, the teachers the warm-up
     assert {s.model for s in cpu_matrix.stages.values()} == {"zero_shot", "sft_label_only", "sft_reasoning",
                                                              "grpo_sam", "student"}
+
+
+def test_seed_bands_are_mean_min_max_per_step_and_plot(tmp_path):
+    from evaluation.curves import plot_seed_bands, seed_bands
+
+    logs = []
+    for seed, accs in enumerate(([0.2, 0.3], [0.4, 0.1])):
+        log = tmp_path / f"s{seed}.jsonl"
+        log.write_text("".join(json.dumps({"step": step, "data": {"val-core/x/acc/mean@1": acc}}) + "\n"
+                               for step, acc in zip((0, 8), accs)))
+        logs.append(log)
+    assert seed_bands(logs, ("val-core/*/acc/mean@1",)) == [(0, pytest.approx(0.3), 0.2, 0.4),
+                                                             (8, pytest.approx(0.2), 0.1, 0.3)]
+    assert seed_bands(logs, ("no/such/*",)) == []
+    drawn = plot_seed_bands({"grpo": logs}, tmp_path / "curves.png")
+    assert drawn == ["validation accuracy"] and (tmp_path / "curves.png").stat().st_size > 0
