@@ -159,12 +159,10 @@ def build_tiny_label(out_dir: str | os.PathLike, steps: int = 300, num_rows: int
 
 
 
-def build_mini_sft(out_dir: str | os.PathLike, criteria: str = "compact") -> Path:
+def build_mini_sft(out_dir: str | os.PathLike, criteria: str = "compact", steps: int = 1000,
+                   num_traces: int = 2000, lr: float = 3e-3) -> Path:
     """Build (or reuse) the CPU miniature's warm-up: the ~1M-parameter ``mini`` model on
     compact-prompt traces, trained enough to write the steps but not to have learned the task
     (the sweep behind the sizes is in docs/results.md)."""
-    return build_tiny_sft(out_dir, steps=MINI_WARMUP["steps"], num_traces=MINI_WARMUP["traces"], batch_size=8,
-                          lr=MINI_WARMUP["lr"], criteria=criteria, base="mini", threads=2)
-
-
-MINI_WARMUP = {"steps": 1000, "traces": 2000, "lr": 3e-3}
+    return build_tiny_sft(out_dir, steps=steps, num_traces=num_traces, batch_size=8, lr=lr, criteria=criteria,
+                          base="mini", threads=2)

@@ -66,14 +66,16 @@ class Preset:
     rl_overrides: tuple[str, ...] = ()
     warmup_paper: str = "sft"  # the warm-up on the paper-shaped criteria, as `warmup`
     note: str = ""
-    # the criteria each prompt family is written with (a shorter prompt variant for a small model)
-    criteria: tuple[tuple[str, str], ...] = (("default", "default"), ("free_form", "free_form"), ("paper", "paper"))
     ablation_seeds: int | None = None  # seeds of the ablation-only RL runs (None: all seeds)
     ablations: tuple[str, ...] | None = None  # the ablation-only RL runs to make (None: all of RL_RUNS)
     zero_shot: bool = True  # evaluate the base model (a randomly initialised base is chance by construction)
 
     def criteria_of(self, family: str) -> str:
-        return dict(self.criteria)[family]
+        """The criteria a prompt family is written with: the launcher's scale of the base model
+        names its prompt variants (the compact prompts of the miniature), one home for both."""
+        from recipes.launch import run_criteria, scale_for
+
+        return run_criteria(scale_for(self.machine, self.base_model), family)
 
 
 PRESETS = {
@@ -89,7 +91,6 @@ PRESETS = {
                   warmup_paper="zoo:mini-sft-paper", ablation_seeds=1, zero_shot=False,
                   ablations=("grpo_sam_negative_only", "grpo_sam_first_error", "grpo_sam_paper_variant",
                              "grpo_sam_excluded"),
-                  criteria=(("default", "compact"), ("free_form", "free_form"), ("paper", "paper_compact")),
                   note="~1M-parameter model, compact prompts, 1000 pairs per split"),
     # A pipeline check on a 2-core CPU in about an hour: the 270K-parameter tiny model, whose
     # warm-up is model_zoo's format warm-up (verl's SFT trainer would need ~25 min per warm-up).

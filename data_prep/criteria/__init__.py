@@ -477,6 +477,11 @@ def resolve_criteria_path(name_or_path: str | Path) -> Path:
 
 @functools.lru_cache(maxsize=32)
 def _load_cached(path: str, mtime: float) -> Criteria:
+    return parse_criteria(_with_base(_read_yaml(path), path), source=path)
+
+
+def _read_yaml(path: str | Path) -> Any:
+    """A criteria file's raw YAML, or a CriteriaError that names the file and the problem."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -488,7 +493,7 @@ def _load_cached(path: str, mtime: float) -> Criteria:
         raise CriteriaError(f"{path}: not UTF-8 text: {exc}") from None
     except OSError as exc:
         raise CriteriaError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return parse_criteria(_with_base(raw, path), source=path)
+    return raw
 
 
 def _with_base(raw: Any, path: str, seen: tuple[Path, ...] = ()) -> Any:
@@ -507,11 +512,7 @@ def _with_base(raw: Any, path: str, seen: tuple[Path, ...] = ()) -> Any:
     if base_path in chain:
         raise CriteriaError(f"{path}: field 'extends' makes a cycle: {' -> '.join(p.name for p in chain)} "
                             f"-> {base_path.name}")
-    try:
-        base = yaml.safe_load(base_path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-        raise CriteriaError(f"{path}: the criteria it extends, {base_path}, cannot be read: "
-                            f"{str(exc).splitlines()[0]}") from None
+    base = _read_yaml(base_path)  # an error names the base file, the one to mend
     return {**_with_base(base, str(base_path), chain), **{k: v for k, v in raw.items() if k != "extends"}}
 
 
