@@ -35,20 +35,6 @@ class Generation:
     logprob: float | None = None
 
 
-class _GreedyLogprobs:
-    """A logits processor that records, per step, the log-probability of the greedy choice
-    (the row's maximum after log-softmax); it leaves the scores unchanged."""
-
-    def __init__(self):
-        self.steps: list = []
-
-    def __call__(self, input_ids, scores):
-        import torch
-
-        self.steps.append((scores.max(-1).values - torch.logsumexp(scores.float(), -1)).cpu())
-        return scores
-
-
 def cuda_available() -> bool:
     import torch
 
@@ -105,7 +91,7 @@ def render_prompts(tokenizer, conversations: Sequence[Sequence[dict]]) -> list[l
 
 
 class HFGenerator:
-    """`model.generate` in length-sorted batches (less padding), greedy unless temperature > 0."""
+    """``model_zoo.decode`` in length-sorted batches (less padding), greedy unless temperature > 0."""
 
     backend = "hf"
 
@@ -128,30 +114,27 @@ class HFGenerator:
         import torch
         from tqdm.auto import tqdm
 
+        from model_zoo.decode import decode
+
         order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
         out: list[Generation | None] = [None] * len(prompt_ids)
         sampling = cfg.temperature > 0
-        kwargs: dict[str, Any] = {"do_sample": sampling, "max_new_tokens": cfg.max_new_tokens,
-                                  "pad_token_id": self.tokenizer.pad_token_id}
-        if sampling:
-            kwargs.update(temperature=cfg.temperature, top_p=cfg.top_p, top_k=0)
-            torch.manual_seed(cfg.seed)
-        else:  # a checkpoint's sampling defaults would only warn under greedy decoding
-            kwargs.update(temperature=None, top_p=None, top_k=None)
+        generator = torch.Generator(self.device).manual_seed(cfg.seed) if sampling else None
+        pad = self.tokenizer.pad_token_id
         bar = tqdm(total=len(order), desc="generate", unit="pair", disable=not progress)
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                batch = self.tokenizer.pad({"input_ids": [list(prompt_ids[i]) for i in idx]},
-                                           return_tensors="pt").to(self.device)
-                recorder = None if sampling else _GreedyLogprobs()
-                extra = {} if recorder is None else {"logits_processor": [recorder]}
-                seqs = self.model.generate(**batch, **kwargs, **extra)
-                new = seqs[:, batch["input_ids"].shape[1]:].tolist()
-                steps = torch.stack(recorder.steps, 1).tolist() if recorder and recorder.steps else None
-                for row, (i, tokens) in enumerate(zip(idx, new)):
-                    out[i] = self._finish(tokens, cfg.max_new_tokens, steps[row] if steps else None)
-                bar.update(len(idx))
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            batch = self.tokenizer.pad({"input_ids": [list(prompt_ids[i]) for i in idx]},
+                                       return_tensors="pt").to(self.device)
+            decoded = decode(self.model, batch["input_ids"], batch["attention_mask"],
+                             max_new_tokens=cfg.max_new_tokens, stop_token_ids=self.stop_ids, pad_token_id=pad,
+                             temperature=cfg.temperature, top_p=cfg.top_p, record_log_probs=not sampling,
+                             generator=generator)
+            new = decoded.tokens.tolist()
+            steps = decoded.log_probs.tolist() if decoded.log_probs is not None else None
+            for row, (i, tokens) in enumerate(zip(idx, new)):
+                out[i] = self._finish(tokens, cfg.max_new_tokens, steps[row] if steps else None)
+            bar.update(len(idx))
         bar.close()
         return out  # type: ignore[return-value]
 

@@ -3,7 +3,8 @@
 verl's agent loops send one request per sample, all at once. Running them one
 by one would leave the device idle, so requests that arrive together (until a
 10 ms gap without arrivals, at most ``batch_wait_s``) and share sampling
-settings are left-padded into one ``generate`` call. While a batch runs, new requests queue up and form the next
+settings are left-padded into one batch, decoded by ``model_zoo.decode`` (``generate`` only
+for a repetition penalty). While a batch runs, new requests queue up and form the next
 batch. This module has no Ray or verl dependency, so it is unit-testable alone.
 """
 
@@ -26,6 +27,8 @@ from transformers import (
     TopKLogitsWarper,
     TopPLogitsWarper,
 )
+
+from model_zoo.decode import decode, supports
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +244,41 @@ class HFGenerateEngine:
                 input_ids[i, width - n :] = torch.tensor(request.prompt_ids, dtype=torch.long)
                 attention_mask[i, width - n :] = 1
 
+        if supports(key.repetition_penalty):
+            decoded = decode(
+                self.model, input_ids.to(device), attention_mask.to(device),
+                max_new_tokens=max(r.max_tokens for r in batch), stop_token_ids=self.stop_token_ids,
+                pad_token_id=self.pad_token_id, temperature=key.temperature, top_k=key.top_k, top_p=key.top_p,
+                record_log_probs=any(r.want_log_probs for r in batch), should_stop=self._abort.is_set)
+            new_tokens = decoded.tokens.cpu()
+            log_probs = decoded.log_probs.cpu() if decoded.log_probs is not None else None
+        else:
+            new_tokens, log_probs = self._hf_generate(batch, key, input_ids.to(device), attention_mask.to(device))
+        aborted = self._abort.is_set()
+
+        self.stats.generate_calls += 1
+        self.stats.requests += len(batch)
+        self.stats.batch_sizes.append(len(batch))
+        stops = set(self.stop_token_ids)
+        completions = []
+        for i, request in enumerate(batch):
+            row = new_tokens[i].tolist()
+            end = next((j + 1 for j, t in enumerate(row) if t in stops), None)
+            finished = end is not None and end <= request.max_tokens
+            n = min(end or len(row), request.max_tokens)
+            self.stats.generated_tokens += n
+            completions.append(
+                Completion(
+                    token_ids=row[:n],
+                    log_probs=log_probs[i, :n].tolist() if request.want_log_probs else None,
+                    stop_reason="aborted" if aborted and not finished and n < request.max_tokens else "completed",
+                )
+            )
+        return completions
+
+    def _hf_generate(self, batch: list[_Request], key: SamplingKey, input_ids: torch.Tensor,
+                     attention_mask: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``model.generate``, for options ``decode`` does not implement (a repetition penalty)."""
         processors = LogitsProcessorList()
         recorder = None
         if any(r.want_log_probs for r in batch):
@@ -267,35 +305,14 @@ class HFGenerateEngine:
             use_cache=True,
         )
         sequences = self.model.generate(
-            input_ids=input_ids.to(device),
-            attention_mask=attention_mask.to(device),
+            input_ids=input_ids,
+            attention_mask=attention_mask,
             generation_config=config,
             logits_processor=processors,
             stopping_criteria=StoppingCriteriaList([_AbortCriteria(self._abort)]),
         )
-        new_tokens = sequences[:, width:].cpu()
-        log_probs = recorder.finish(new_tokens) if recorder is not None else None
-        aborted = self._abort.is_set()
-
-        self.stats.generate_calls += 1
-        self.stats.requests += len(batch)
-        self.stats.batch_sizes.append(len(batch))
-        stops = set(self.stop_token_ids)
-        completions = []
-        for i, request in enumerate(batch):
-            row = new_tokens[i].tolist()
-            end = next((j + 1 for j, t in enumerate(row) if t in stops), None)
-            finished = end is not None and end <= request.max_tokens
-            n = min(end or len(row), request.max_tokens)
-            self.stats.generated_tokens += n
-            completions.append(
-                Completion(
-                    token_ids=row[:n],
-                    log_probs=log_probs[i, :n].tolist() if request.want_log_probs else None,
-                    stop_reason="aborted" if aborted and not finished and n < request.max_tokens else "completed",
-                )
-            )
-        return completions
+        new_tokens = sequences[:, input_ids.shape[1]:].cpu()
+        return new_tokens, recorder.finish(new_tokens) if recorder is not None else None
 
     # --- abort / resume --------------------------------------------------------------------
     async def abort_all(self, reject_requests: bool = False) -> None:

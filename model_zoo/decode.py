@@ -1,0 +1,113 @@
+"""A lean decoding loop for batched generation with small models on a CPU.
+
+``model.generate`` with its default dynamic KV cache concatenates every layer's cache each
+step (a copy of the whole cache per token), and runs a processor pipeline around each
+forward; for a model of a few million parameters those, not the weights, set the cost.
+``decode`` writes each step's keys and values into buffers sized for the whole response
+(no copies), keeps the attention mask in a preallocated row, and samples in a few tensor ops.
+It calls the model's own forward, so any causal LM whose forward takes ``past_key_values``,
+``attention_mask`` and ``position_ids`` works; ``supports`` says when to fall back to
+``generate`` (options this loop does not implement).
+
+Sampling follows ``generate``'s warpers in its order: temperature, then top-k, then top-p.
+The log-probability recorded per token is log p(token) under ``softmax(logits / T)`` (T = 1
+for greedy), the quantity verl's actor recomputes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+import torch
+
+from model_zoo.hf_compat import preallocated_cache, select_rows
+
+
+@dataclass
+class Decoded:
+    tokens: torch.Tensor  # [batch, steps] new tokens; after a row's stop token, the pad id
+    log_probs: Optional[torch.Tensor]  # [batch, steps] float32, when asked for
+    aborted: bool  # ``should_stop`` ended the loop early
+
+
+def supports(repetition_penalty: float = 1.0) -> bool:
+    """Whether ``decode`` implements these options (else use ``model.generate``)."""
+    return float(repetition_penalty) == 1.0
+
+
+def _pick(scores: torch.Tensor, temperature: float, top_k: int, top_p: float,
+          generator: Optional[torch.Generator]) -> torch.Tensor:
+    if temperature <= 0.0:
+        return scores.argmax(-1)
+    scores = scores / temperature
+    if 0 < top_k < scores.shape[-1]:
+        kth = torch.topk(scores, top_k, dim=-1).values[:, -1:]
+        scores = scores.masked_fill(scores < kth, float("-inf"))
+    if top_p < 1.0:
+        ordered, order = scores.sort(-1, descending=True)
+        cumulative = ordered.softmax(-1).cumsum(-1)
+        drop = cumulative - ordered.softmax(-1) > top_p  # keep the smallest set reaching top_p
+        scores = scores.scatter(-1, order, ordered.masked_fill(drop, float("-inf")))
+    return torch.multinomial(scores.softmax(-1), 1, generator=generator).squeeze(-1)
+
+
+@torch.inference_mode()
+def decode(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    stop_token_ids: Iterable[int],
+    pad_token_id: int,
+    temperature: float = 0.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    record_log_probs: bool = False,
+    should_stop: Callable[[], bool] | None = None,
+    generator: Optional[torch.Generator] = None,
+) -> Decoded:
+    """Generate up to ``max_new_tokens`` per row of a left-padded batch; rows end at a stop token."""
+    device = input_ids.device
+    batch, width = input_ids.shape
+    total = width + max_new_tokens
+    mask = torch.zeros((batch, total), dtype=attention_mask.dtype, device=device)
+    mask[:, :width] = attention_mask
+    positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    next_position = positions[:, -1:] + 1
+    stops = torch.tensor(sorted(set(int(t) for t in stop_token_ids)), device=device)
+    cache = preallocated_cache(model.config, total)
+
+    out = torch.full((batch, max_new_tokens), int(pad_token_id), dtype=torch.long, device=device)
+    log_probs = torch.zeros((batch, max_new_tokens), dtype=torch.float32, device=device) if record_log_probs else None
+    rows = torch.arange(batch, device=device)  # the rows still in the cache, as indices into the batch
+    done = torch.zeros(batch, dtype=torch.bool, device=device)  # per cached row: it wrote its stop token
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                   past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1].float()
+    aborted, steps = False, 0
+    for step in range(max_new_tokens):
+        token = _pick(logits, temperature, top_k, top_p, generator)
+        if log_probs is not None:
+            scale = temperature if temperature > 0 else 1.0
+            log_probs[rows, step] = torch.log_softmax(logits / scale, -1).gather(-1, token[:, None]).squeeze(-1)
+        token = token.masked_fill(done, int(pad_token_id))  # finished rows idle on pads until dropped
+        out[rows, step] = token
+        steps = step + 1
+        done |= torch.isin(token, stops)
+        if bool(done.all()) or step + 1 == max_new_tokens:
+            break
+        if should_stop is not None and should_stop():
+            aborted = True
+            break
+        if 2 * int((~done).sum()) <= len(rows):
+            # Half the rows are done: drop them, so the rest stop paying for their cache and
+            # compute (one copy of the cache, at most log2(batch) times).
+            keep = (~done).nonzero().squeeze(-1)
+            rows, token, mask, next_position, done = rows[keep], token[keep], mask[keep], next_position[keep], done[keep]
+            select_rows(cache, keep)
+        mask[:, width + step] = 1
+        logits = model(input_ids=token[:, None], attention_mask=mask[:, : width + step + 1],
+                       position_ids=next_position, past_key_values=cache, use_cache=True).logits[:, -1].float()
+        next_position = next_position + 1
+    return Decoded(out[:, :steps], log_probs[:, :steps] if log_probs is not None else None, aborted)
