@@ -1,4 +1,5 @@
-"""One forward pass per pair: a student's label distribution from its label-token logits.
+"""One forward pass per pair: a model's label distribution, from its label-token logits or its
+classification head.
 
 A label-only student (``recipes.distill``, ``recipes.sft --label-only``) answers with
 ``<answer>L</answer>``. Instead of decoding, the prompt is teacher-forced together with the
@@ -16,6 +17,11 @@ From the distribution (renormalised over the labels):
 * ``expected``: E[y] = sum_l p(l) * l, the ranking score;
 * ``label_mass``: the unnormalised probability of writing any well-formed answer prefix + label
   (low: the model is not answering in the trained format).
+
+A model with a sequence-classification head (``recipes.classifier``: the paper's traditional
+relevance model) is read by ``ClassifierHeadScorer`` instead: the head's softmax over the labels
+its config names (``id2label``), with the same ``label``/``expected`` and a ``label_mass`` of 1.
+``load_scorer`` picks the reader from the folder's config.
 """
 
 from __future__ import annotations
@@ -200,13 +206,9 @@ class LabelTokenScorer:
         cached = n if n and self._prefix_cache is not None else 0
         path = list(self.trie.path)
         rows = [list(ids[cached:]) + path for ids in batch_ids]
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), self.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):  # left padding: every row ends where the labels are read
-            input_ids[i, width - len(r):] = torch.tensor(r)
-            mask[i, width - len(r):] = 1
-        position_ids = cached + (mask.cumsum(-1) - 1).clamp(min=0)
+        # left padding: every row ends where the labels are read
+        input_ids, mask, position_ids = left_padded(rows, self.tokenizer.pad_token_id)
+        position_ids = cached + position_ids
         kwargs = {}
         if cached:
             cache = copy.deepcopy(self._prefix_cache)
@@ -234,8 +236,79 @@ class LabelTokenScorer:
         return out
 
 
-def load_scorer(model_path: str, device: str = "auto", batch_size: int = 32) -> LabelTokenScorer:
-    """A one-pass scorer for a model folder; ScorerError with one line when it cannot be one."""
+def left_padded(batch_ids: Sequence[Sequence[int]], pad_id: int):
+    """(input_ids, attention_mask, position_ids) of left-padded rows: every row ends at the last column."""
+    import torch
+
+    width = max(len(r) for r in batch_ids)
+    input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch_ids), width), dtype=torch.long)
+    for i, r in enumerate(batch_ids):
+        if len(r):
+            input_ids[i, width - len(r):] = torch.tensor(list(r))
+            mask[i, width - len(r):] = 1
+    return input_ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+class ClassifierHeadScorer:
+    """A backbone with a sequence-classification head: the head's label distribution per prompt."""
+
+    kind = "classification_head"
+
+    def __init__(self, model_path: str, device: str = "auto", batch_size: int = 32):
+        import torch
+        from transformers import AutoModelForSequenceClassification
+
+        start = time.perf_counter()
+        self.model_path, self.device, self.batch_size = str(model_path), resolve_device(device), max(1, batch_size)
+        self.tokenizer = load_tokenizer(self.model_path)
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        self.model = AutoModelForSequenceClassification.from_pretrained(self.model_path, dtype=dtype).to(self.device)
+        self.model.eval()
+        try:
+            self.labels = tuple(int(self.model.config.id2label[i]) for i in range(self.model.config.num_labels))
+        except (KeyError, ValueError):
+            raise ScorerError(f"{model_path}: the head's id2label {self.model.config.id2label} does not name "
+                              "relevance labels (integers)") from None
+        self._values = torch.tensor(self.labels, dtype=torch.float32)
+        self.load_seconds = time.perf_counter() - start
+
+    def score(self, prompt_ids: Sequence[Sequence[int]], progress: bool = False) -> list[LabelScores]:
+        import torch
+        from tqdm.auto import tqdm
+
+        order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
+        out: list[LabelScores | None] = [None] * len(prompt_ids)
+        bar = tqdm(total=len(order), desc="score", unit="pair", disable=not progress)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            input_ids, mask, positions = left_padded([prompt_ids[i] for i in idx], self.tokenizer.pad_token_id)
+            with torch.inference_mode():
+                logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                                    position_ids=positions.to(self.device)).logits.float().cpu()
+            probs = torch.softmax(logits, -1)
+            for i, row, e, best in zip(idx, probs.tolist(), (probs @ self._values).tolist(), probs.argmax(-1).tolist()):
+                out[i] = LabelScores(self.labels[best], float(e), dict(zip(self.labels, row)), 1.0)
+            bar.update(len(idx))
+        bar.close()
+        return out  # type: ignore[return-value]
+
+
+def is_classifier_folder(folder) -> bool:
+    """Whether a model folder's config names a sequence-classification architecture."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+
+
+def load_scorer(model_path: str, device: str = "auto", batch_size: int = 32):
+    """A one-pass scorer for a model folder (its classification head if it has one, else its label
+    tokens); ScorerError with one line when it cannot be one."""
     from pathlib import Path
 
     folder = Path(model_path)
@@ -244,6 +317,8 @@ def load_scorer(model_path: str, device: str = "auto", batch_size: int = 32) -> 
     if not (folder / "config.json").is_file():
         raise ScorerError(f"{folder}: not a Hugging Face model folder (no config.json)")
     try:
+        if is_classifier_folder(folder):
+            return ClassifierHeadScorer(str(folder), device=device, batch_size=batch_size)
         return LabelTokenScorer(str(folder), device=device, batch_size=batch_size)
     except ScorerError:
         raise
@@ -252,4 +327,5 @@ def load_scorer(model_path: str, device: str = "auto", batch_size: int = 32) -> 
         raise ScorerError(f"{folder}: cannot load the model ({first})") from None
 
 
-__all__ = ["LabelScores", "LabelTokenScorer", "LabelTrie", "ScorerError", "build_label_trie", "load_scorer"]
+__all__ = ["ClassifierHeadScorer", "LabelScores", "LabelTokenScorer", "LabelTrie", "ScorerError", "build_label_trie",
+           "is_classifier_folder", "left_padded", "load_scorer"]

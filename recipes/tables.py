@@ -132,9 +132,13 @@ TABLE_ENTRIES = {
     "sft_paper": [(ABLATION, "SFT warm-up, paper-shaped criteria")],
     "grpo_sam_paper": [(ABLATION, "GRPO + SAM, the paper recipe (paper criteria and settings)")],
     "student": [(DISTILLATION, "Student: label only, from the teacher's labels")],
+    "classifier": [(MAIN, "Traditional relevance model (classification head, gold labels)"),
+                   (DISTILLATION, "Discriminative baseline: classification head on gold labels")],
 }
-# Label-only models write the answer alone: read in classify mode.
+# Label-only models write the answer alone: read in classify mode. A classification head is read
+# by its head in one pass (score mode).
 CLASSIFY = {"sft_label_only", "student"}
+SCORE = {"classifier"}
 MAIN_RL = ("grpo", "grpo_sam")  # the main table's RL rows; every other RL run is an ablation
 
 
@@ -164,7 +168,7 @@ class Stage:
     model: str  # TABLE_ENTRIES key
     seed: int
     criteria: str  # the prompts the model reads (evaluation data)
-    kind: str  # zoo | sft | rl | distill
+    kind: str  # zoo | sft | rl | distill | classifier
     deps: list[str] = field(default_factory=list)  # stages whose models this one starts from
     zoo: str | None = None  # model_zoo name or folder, for kind "zoo"
     args: tuple = ()  # kind-specific: sft options, or (recipe, overrides) for rl
@@ -196,6 +200,9 @@ class Matrix:
         for seed in seeds:
             self._add(Stage(f"sft_label_only-s{seed}", "sft_label_only", seed, "default", "sft", deps=["base"],
                             args=("--label-only", "--steps", str(preset.label_only_steps))))
+            # the discriminative baseline: as many gold pairs as label-only SFT sees
+            self._add(Stage(f"classifier-s{seed}", "classifier", seed, "default", "classifier", deps=["base"],
+                            args=("--steps", str(preset.label_only_steps))))
             for model in MAIN_RL:
                 self._add_rl(model, seed)
             self._add(Stage(f"student-s{seed}", "student", seed, "default", "distill", deps=[f"grpo_sam-s{seed}"]))
@@ -246,6 +253,9 @@ class Matrix:
             return [py, "-m", "recipes.launch", *common, "--config", recipe, "--model", start,
                     "--data-dir", str(self.data[stage.criteria]), "--steps", str(p.rl_steps), "--save-hf",
                     *p.rl_overrides, *extra]
+        if stage.kind == "classifier":
+            return [py, "-m", "recipes.classifier", *common, "--model", start, "--data",
+                    str(self.data[stage.criteria]), "--no-progress", *stage.args]
         if stage.kind == "distill":
             return [py, "-m", "recipes.distill", *common, "--teacher", start, "--student", p.student,
                     "--pool", str(self.data["pool"]), "--steps", str(p.student_steps),
@@ -341,8 +351,11 @@ def evaluate_stage(matrix: Matrix, stage: Stage) -> dict[str, dict]:
     """Metrics per test split for the stage's model (cached in <work>/eval/<key>)."""
     from evaluation import evaluate, load_generator
 
+    from evaluation.label_scorer import load_scorer
+
     p = matrix.preset
-    mode = "classify" if stage.model in CLASSIFY else "generate"
+    mode = "score" if stage.model in SCORE else "classify" if stage.model in CLASSIFY else "generate"
+    device = "cpu" if p.machine == "cpu" else "auto"
     results, generator = {}, None
     for split in SPLITS:
         out = matrix.work / "eval" / stage.key / split
@@ -350,8 +363,9 @@ def evaluate_stage(matrix: Matrix, stage: Stage) -> dict[str, dict]:
             results[split] = json.loads((out / "metrics.json").read_text())
             continue
         if generator is None:
-            device = "cpu" if p.machine == "cpu" else "auto"
-            generator = load_generator(str(matrix.model_dir(stage.key)), "auto", device, p.eval_batch_size)
+            model = str(matrix.model_dir(stage.key))
+            generator = (load_scorer(model, device, p.eval_batch_size) if mode == "score"
+                         else load_generator(model, "auto", device, p.eval_batch_size))
         results[split] = evaluate(generator, matrix.data[stage.criteria] / f"{split}.parquet", out,
                                   max_examples=p.eval_rows, mode=mode, progress=False,
                                   max_new_tokens=p.max_new_tokens if mode == "generate" else None)
@@ -376,7 +390,7 @@ def records_for(stage: Stage, metrics: dict[str, dict]) -> list[dict]:
 
 # Paired differences printed with the tables: (A, B) model keys; A minus B over the same pairs.
 COMPARISONS = (("grpo_sam", "grpo"), ("grpo", "sft_reasoning"), ("grpo_sam", "sft_reasoning"),
-               ("student", "grpo_sam"))
+               ("grpo_sam", "classifier"), ("student", "grpo_sam"))
 
 
 def pair_correctness(matrix: Matrix, model: str, split: str) -> dict[str, float]:

@@ -28,7 +28,7 @@ def test_every_stage_comes_after_its_inputs(matrix):
         assert all(dep in seen for dep in stage.deps), key
         assert stage.model in TABLE_ENTRIES, key
         seen.add(key)
-    per_seed = {"sft_label_only", "student", *RL_RUNS}
+    per_seed = {"sft_label_only", "classifier", "student", *RL_RUNS}
     assert {s.model for s in matrix.stages.values() if s.seed == 1} == per_seed
     assert len(matrix.stages) == 4 + 2 * len(per_seed)
 
@@ -61,6 +61,11 @@ def test_rl_commands_start_from_the_right_model_and_data(matrix, tmp_path):
     assert opt(student, "--pool") == str(tmp_path / "pool.parquet")
     label_only = cmd["sft_label_only-s0"]
     assert "--label-only" in label_only and opt(label_only, "--model") == "tiny"
+    # the discriminative baseline: the base model, the same gold pairs as label-only SFT
+    classifier = cmd["classifier-s1"]
+    assert classifier[1:3] == ["-m", "recipes.classifier"] and opt(classifier, "--model") == "tiny"
+    assert opt(classifier, "--data") == str(tmp_path / "data") and opt(classifier, "--seed") == "1"
+    assert opt(classifier, "--steps") == opt(label_only, "--steps")
     assert cmd["warmup"] is None and cmd["base"] is None  # model_zoo builds, in-process
 
 
@@ -117,8 +122,8 @@ def test_dry_run_lists_every_stage(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     plan = out.stdout[re.search(r"^base ", out.stdout, re.M).start():]  # after the data generation messages
     keys = [line.split()[0] for line in plan.splitlines() if line.strip()]
-    assert keys[:4] == ["base", "warmup", "warmup_free", "warmup_paper"] and len(keys) == 4 + 2 + len(RL_RUNS)
-    assert "student-s0" in keys and "--model tiny-sft " in plan
+    assert keys[:4] == ["base", "warmup", "warmup_free", "warmup_paper"] and len(keys) == 4 + 3 + len(RL_RUNS)
+    assert "student-s0" in keys and "classifier-s0" in keys and "--model tiny-sft " in plan
     data = tmp_path / "cache" / "data"
     for folder in ("benchmark-en-pool128", "benchmark-en-free_form", "benchmark-en-paper"):  # none rejected
         summary = __import__("json").loads((data / folder / "summary.json").read_text())

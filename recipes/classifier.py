@@ -1,0 +1,163 @@
+"""The traditional relevance model: the backbone with a sequence-classification head, on gold labels.
+
+    python -m recipes.classifier --model mini|PATH --data DIR|PARQUET --out DIR [--steps N]
+                                 [--batch-size N] [--lr X] [--seed N] [--threads N]
+
+The paper compares its generative model with a discriminative one: the same backbone reading
+the query and the note, a linear head on top, trained on the labels alone. Here the head
+(transformers' ``AutoModelForSequenceClassification``) reads the very prompt the generative
+models read (the RL parquet's chat, rendered by the tokenizer's template with the generation
+prompt) and classifies the five levels from the last prompt token; the loss is cross-entropy on
+the gold label (``reward_model.ground_truth``). It sees ``steps x batch`` pairs of a seeded
+shuffle of the training split, as SFT label-only sees ``steps x batch`` pairs of it.
+
+Output folder: ``hf/`` (the model and its tokenizer; ``python -m evaluation --mode score`` reads
+its head), ``summary.json`` last (pairs seen, labels, losses, wall time). Plain torch, not a verl
+trainer: verl trains language models, and this model has no language-model loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from evaluation.arguments import error_exit, positive_int
+from evaluation.metrics import LABELS
+
+
+def positive_float(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not (x > 0 and math.isfinite(x)):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {value}")
+    return x
+
+
+def training_pairs(train_file: Path, tokenizer, needed: int, seed: int) -> tuple[list[list[int]], list[int]]:
+    """Prompt token ids (as evaluation renders them) and gold labels of the first ``needed`` rows of
+    a seeded shuffle of the split (the whole split, in that order, if it is smaller); only those are
+    rendered."""
+    from evaluation.generation import render_prompts
+    from evaluation.scoring import DataError, check_gold_labels, gold_label, load_rows
+
+    rows = load_rows(train_file)
+    if not rows:
+        raise DataError(f"{train_file}: no rows to train on")
+    check_gold_labels(rows, train_file)
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    picked = order[:needed]
+    return (render_prompts(tokenizer, [rows[i]["prompt"] for i in picked]),
+            [gold_label(rows[i], i + 1) for i in picked])
+
+
+def train_classifier(base: Path, train_file: Path, out: Path, steps: int = 200, batch_size: int = 8,
+                     lr: float = 3e-3, seed: int = 0, device: str = "cpu", progress: bool = True) -> dict:
+    """Train the head and the backbone; the model goes to ``out/hf`` (renamed into place when saved)."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForSequenceClassification
+
+    from evaluation.generation import load_tokenizer
+    from evaluation.label_scorer import left_padded
+
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    tokenizer = load_tokenizer(str(base))
+    prompts, labels = training_pairs(train_file, tokenizer, steps * batch_size, seed)
+    index = {label: i for i, label in enumerate(LABELS)}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=len(LABELS), id2label={i: str(v) for i, v in enumerate(LABELS)},
+        label2id={str(v): i for i, v in enumerate(LABELS)}, pad_token_id=tokenizer.pad_token_id,
+        dtype=torch.float32).to(device)
+    model.train()
+    optim = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    # linear warm-up over 20 steps, then cosine to zero (as model_zoo's warm-ups)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        optim, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    losses, seen = [], Counter()
+    for step in tqdm(range(steps), desc="classifier", disable=not progress, mininterval=2.0):
+        picked = [(step * batch_size + k) % len(prompts) for k in range(batch_size)]
+        input_ids, mask, positions = left_padded([prompts[i] for i in picked], tokenizer.pad_token_id)
+        target = torch.tensor([index[labels[i]] for i in picked], device=device)
+        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                       position_ids=positions.to(device)).logits
+        loss = torch.nn.functional.cross_entropy(logits.float(), target)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        sched.step()
+        optim.zero_grad()
+        losses.append(loss.item())
+        seen.update(picked)
+    model.eval()
+    tmp = out / f".hf.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out / "hf", ignore_errors=True)
+    tmp.rename(out / "hf")
+    tail = losses[-20:]
+    return {"base_model": str(base), "train_file": str(train_file), "steps": steps, "batch_size": batch_size,
+            "lr": lr, "seed": seed, "distinct_pairs_seen": len(seen),
+            "label_draws": {str(v): sum(n for i, n in seen.items() if labels[i] == v) for v in LABELS},
+            "first_loss": losses[0], "final_loss": sum(tail) / len(tail),
+            "loss_every_10_steps": [round(x, 4) for x in losses[::10]],
+            "wall_s": round(time.perf_counter() - started, 1), "hf_model": str(out / "hf")}
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m recipes.classifier", description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True, help="backbone: a model_zoo name (mini, tiny, smollm2) or a local HF folder")
+    p.add_argument("--data", required=True, help="a benchmark folder (its train.parquet) or an RL parquet")
+    p.add_argument("--out", required=True, help="output folder (hf/ and summary.json)")
+    p.add_argument("--steps", type=positive_int, default=200)
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--lr", type=positive_float, default=3e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--machine", default="cpu", choices=("cpu", "gpu"), help="gpu: train on CUDA")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+
+    from evaluation.arguments import offline_torch
+    from evaluation.generation import resolve_device
+    from evaluation.scoring import DataError
+    from model_zoo import ModelZooError, resolve_model
+
+    offline_torch(args.threads)
+    data = Path(args.data)
+    train_file = data / "train.parquet" if data.is_dir() else data
+    out = Path(args.out)
+    try:
+        device = resolve_device("cuda" if args.machine == "gpu" else "cpu")
+        base = resolve_model(args.model)
+        out.mkdir(parents=True, exist_ok=True)
+        summary = train_classifier(base, train_file, out, steps=args.steps, batch_size=args.batch_size,
+                                   lr=args.lr, seed=args.seed, device=device, progress=not args.no_progress)
+    except (DataError, ModelZooError, OSError, RuntimeError) as exc:
+        return error_exit(exc, out)
+    write_json_atomic(out / "summary.json", summary)
+    print(f"classifier: {summary['steps']} steps of {summary['batch_size']}, loss {summary['first_loss']:.3f} -> "
+          f"{summary['final_loss']:.3f}, {summary['wall_s']} s; model in {summary['hf_model']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
