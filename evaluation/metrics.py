@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+from reward.contracts import NO_PRED  # compute_score's `pred` when no label was read
+
 LABELS: tuple[int, ...] = (3, 2, 1, 0, -1)
 NONE = "none"  # the confusion-matrix column of unreadable predictions
-NO_PRED = -99  # reward.compute_score's `pred` when no label was read
 
 
 def _is_label(pred: Any, labels: Sequence[int]) -> bool:

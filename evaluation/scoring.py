@@ -18,7 +18,6 @@ Two modes:
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -27,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reward import compute_score, get_parser, parse_label
+from reward.contracts import NO_PRED, decode_steps, row_id
 from reward.scoring import parse_ground_truth, resolve_gold
 
 MODES = ("generate", "classify", "score")
@@ -77,22 +77,17 @@ def row_criteria(row: Mapping[str, Any]) -> str:
 def gold_label(row: Mapping[str, Any], index: int) -> int:
     truth = (row.get("reward_model") or {}).get("ground_truth")
     if truth is None or str(truth).strip() == "":
-        raise ValueError(f"row {index} ({_row_id(row, index)}) has no gold label; "
+        raise ValueError(f"row {index} ({row_id(row, index)}) has no gold label; "
                          "evaluation needs a labelled split")
     try:
         return parse_ground_truth(truth, get_parser(row_criteria(row)))
     except ValueError as exc:
-        raise ValueError(f"row {index} ({_row_id(row, index)}): {exc}") from None
-
-
-def _row_id(row: Mapping[str, Any], index: int) -> str:
-    info = row.get("extra_info") or {}
-    return str(info.get("id") or f"row-{index}")
+        raise ValueError(f"row {index} ({row_id(row, index)}): {exc}") from None
 
 
 def _base_record(row: Mapping[str, Any], index: int, gold: int) -> dict[str, Any]:
     info = row.get("extra_info") or {}
-    return {"id": _row_id(row, index), "query": info.get("query"), "title": info.get("title"),
+    return {"id": row_id(row, index), "query": info.get("query"), "title": info.get("title"),
             "gold": gold}
 
 
@@ -105,7 +100,7 @@ def score_generated(row: Mapping[str, Any], index: int, text: str,
     parser = get_parser((reward_kwargs or {}).get("criteria") or row_criteria(row))
     golds = resolve_gold(parser, gold, info.get("step_gold"))
     steps = []
-    for step, g in zip(json.loads(res["steps"])["steps"], golds):
+    for step, g in zip(decode_steps(res["steps"]), golds):
         steps.append({"name": step["name"], "verdict": step["verdict"],
                       "verifiable": g is not None, "correct": step["correct"] == 1})
     return _record(row, index, gold, res, steps, text)
@@ -143,7 +138,7 @@ def score_classified(row: Mapping[str, Any], index: int, text: str,
 
 def _record(row, index, gold, res, steps, text) -> dict[str, Any]:
     rec = _base_record(row, index, gold)
-    pred = None if res["pred"] == -99 else int(res["pred"])
+    pred = None if res["pred"] == NO_PRED else int(res["pred"])
     rec.update({
         "pred": pred,
         "correct": pred == gold,

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from evaluation.arguments import positive_int
+from reward.contracts import row_id
 
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
@@ -82,10 +83,6 @@ class DistillSet:
         }
 
 
-def _row_id(row: Mapping[str, Any], index: int) -> str:
-    return str((row.get("extra_info") or {}).get("id") or f"row-{index}")
-
-
 def build_distill_set(pool_rows: Sequence[Mapping[str, Any]], teacher_texts: Sequence[str],
                       accept_malformed: bool = False) -> DistillSet:
     """Read the teacher's label from each response and build the label-only SFT rows.
@@ -106,15 +103,15 @@ def build_distill_set(pool_rows: Sequence[Mapping[str, Any]], teacher_texts: Seq
     for i, (row, text) in enumerate(zip(pool_rows, teacher_texts)):
         info = dict(row.get("extra_info") or {})
         parsed = get_parser(row_criteria(row)).parse(text or "")
-        row_id = _row_id(row, i)
+        pair_id = row_id(row, i)
         if parsed.pred is None or (parsed.error and not accept_malformed):
-            out.rejected.append({"row": i, "id": row_id, "reason": parsed.error, "response": text})
+            out.rejected.append({"row": i, "id": pair_id, "reason": parsed.error, "response": text})
             continue
         answer = label_only_response(parsed.pred, info.get("criteria") or None)
         prompt = [{"role": m["role"], "content": m["content"]} for m in row["prompt"]]
         out.sft_rows.append({"messages": prompt + [{"role": "assistant", "content": answer}],
                              "extra_info": info})
-        out.labelled.append({"row": i, "id": row_id, "label": parsed.pred, "format_error": parsed.error,
+        out.labelled.append({"row": i, "id": pair_id, "label": parsed.pred, "format_error": parsed.error,
                              "response": text})
     return out
 

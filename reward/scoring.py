@@ -14,6 +14,7 @@ import numpy as np
 
 from data_prep.criteria import CriteriaError
 
+from reward.contracts import NO_PRED, StepCorrect
 from reward.parser import _PARSERS, ResponseParser, get_parser
 
 VARIANTS = ("outcome", "ordinal", "format_penalty")
@@ -21,7 +22,6 @@ CONFIG_KEYS = ("variant", "ordinal_lambda", "format_penalty", "criteria")
 # Keyword arguments verl's reward managers add on their own (naive.py passes
 # these when a reward model router is configured); they are not for us.
 VERL_PASSTHROUGH_KEYS = frozenset({"reward_router_address", "reward_model_tokenizer"})
-NO_PRED = -99  # `pred` when no label could be read
 UNVERIFIABLE = -1.0  # `step_acc` (and `consistent`) when there is nothing to check
 
 RESULT_KEYS = (
@@ -251,16 +251,16 @@ def score_response(
     verifiable = correct_n = 0
     for (start, end, verdict), g, vjs in zip(parsed.steps, gold, verdict_js):
         if g is None:
-            correct = -1
+            correct = int(StepCorrect.UNKNOWN)
         else:
             verifiable += 1
             if start < 0:
-                correct = -1  # absent: no span to credit or blame
+                correct = int(StepCorrect.UNKNOWN)  # absent: no span to credit or blame
             elif verdict in g:
-                correct = 1
+                correct = int(StepCorrect.CORRECT)
                 correct_n += 1
             else:
-                correct = 0
+                correct = int(StepCorrect.WRONG)
         values += (vjs[verdict], correct, start, end)
     values += (parsed.answer_start, parsed.answer_end)
 

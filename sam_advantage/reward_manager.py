@@ -18,17 +18,15 @@ index, data source, ground truth and the start of the response.
 
 from __future__ import annotations
 
-import json
 import reprlib
 
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 
+from reward.contracts import decode_steps, encode_step_extras
 from sam_advantage.token_spans import spans_to_token_ranges, token_char_offsets
 
 NAME = "sam_steps"
-RANGES_KEY = "sam_token_ranges"
-CORRECT_KEY = "sam_step_correct"
 STEPS_KEY = "steps"  # the reward's per-step JSON
 
 
@@ -62,8 +60,7 @@ def describe_sample(item, tokenizer) -> str:
 
 def step_fields(steps_json: str) -> tuple[list[tuple[int, int]], list[int]]:
     """Character spans and correctness per step from the reward's ``steps`` JSON."""
-    parsed = json.loads(steps_json) if steps_json else {}
-    steps = parsed.get("steps", []) if isinstance(parsed, dict) else parsed
+    steps = decode_steps(steps_json)
     spans = [(int(s.get("start", -1)), int(s.get("end", -1))) for s in steps]
     correct = [int(s.get("correct", -1)) for s in steps]
     return spans, correct
@@ -95,6 +92,5 @@ class SamStepRewardManager(NaiveRewardManager):
             return spans_to_token_ranges(offsets, spans)
 
         ranges = await self.loop.run_in_executor(None, map_spans)
-        extra[RANGES_KEY] = json.dumps([list(r) for r in ranges])
-        extra[CORRECT_KEY] = json.dumps(correct)
+        extra.update(encode_step_extras(ranges, correct))
         return result

@@ -10,7 +10,6 @@ GRPO + SAM runs can be compared on the same curves.
 
 from __future__ import annotations
 
-import json
 import logging
 
 import numpy as np
@@ -19,11 +18,11 @@ import transfer_queue as tq
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
+from reward.contracts import CORRECT_KEY, RANGES_KEY, StepCorrect, decode_step_extras
 from sam_advantage.config import (ESTIMATOR, TRAINER_MODE, SamSettings, loss_agg_mode, poll_interval_s,
                                   validate_run_config)
 from sam_advantage.core import unmasks_malformed
 from sam_advantage.estimator import StepData, step_data_context
-from sam_advantage.reward_manager import CORRECT_KEY, RANGES_KEY
 from verl_backend.patches import set_replay_buffer_poll_interval
 
 logger = logging.getLogger(__name__)
@@ -51,10 +50,10 @@ def step_data_from_infos(infos: list[dict], unmask_malformed: bool = False,
         raise RuntimeError(
             f"{len(missing)} responses lack SAM step data ('{RANGES_KEY}', '{CORRECT_KEY}' in the "
             f"reward extras), e.g. row {missing[0]}: use reward.reward_manager.name=sam_steps")
-    ranges = [[tuple(r) for r in json.loads(info[RANGES_KEY])] for info in infos]
-    correct = [json.loads(info[CORRECT_KEY]) for info in infos]
+    decoded = [decode_step_extras(info) for info in infos]
+    ranges, correct = [r for r, _ in decoded], [c for _, c in decoded]
     num_steps = max((len(c) for c in correct), default=0)
-    table = torch.full((len(correct), num_steps), -1, dtype=torch.long)
+    table = torch.full((len(correct), num_steps), int(StepCorrect.UNKNOWN), dtype=torch.long)
     for row, values in enumerate(correct):
         if values and not (unmask_malformed and float(infos[row].get("format_ok", 1.0)) == 0.0):
             table[row, : len(values)] = torch.tensor(values, dtype=torch.long)
