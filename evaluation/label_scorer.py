@@ -97,7 +97,31 @@ def build_label_trie(answer_ids: dict[int, Sequence[int]]) -> LabelTrie:
     return LabelTrie(tuple(path), reads, branches)
 
 
-class LabelTokenScorer:
+class _BatchedScorer:
+    """Length-sorted batches (less padding) through ``_score_batch``, results in input order."""
+
+    batch_size: int
+
+    def score(self, prompt_ids: Sequence[Sequence[int]], progress: bool = False) -> list[LabelScores]:
+        """Scores for each prompt (token ids of the rendered chat, generation prompt included)."""
+        from tqdm.auto import tqdm
+
+        order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
+        out: list[LabelScores | None] = [None] * len(prompt_ids)
+        bar = tqdm(total=len(order), desc="score", unit="pair", disable=not progress)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            for i, s in zip(idx, self._score_batch([prompt_ids[i] for i in idx])):
+                out[i] = s
+            bar.update(len(idx))
+        bar.close()
+        return out  # type: ignore[return-value]
+
+    def _score_batch(self, batch_ids: Sequence[Sequence[int]]) -> list[LabelScores]:
+        raise NotImplementedError
+
+
+class LabelTokenScorer(_BatchedScorer):
     """A causal LM read at its answer's label tokens, in left-padded batches."""
 
     kind = "label_tokens"
@@ -140,21 +164,6 @@ class LabelTokenScorer:
         self._owner = torch.zeros(len(self.labels), len(pos))
         self._owner[owner, range(len(pos))] = 1.0
         self._values = torch.tensor(self.labels, dtype=torch.float32)
-
-    def score(self, prompt_ids: Sequence[Sequence[int]], progress: bool = False) -> list[LabelScores]:
-        """Scores for each prompt (token ids of the rendered chat, generation prompt included)."""
-        from tqdm.auto import tqdm
-
-        order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
-        out: list[LabelScores | None] = [None] * len(prompt_ids)
-        bar = tqdm(total=len(order), desc="score", unit="pair", disable=not progress)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            for i, s in zip(idx, self._score_batch([prompt_ids[i] for i in idx])):
-                out[i] = s
-            bar.update(len(idx))
-        bar.close()
-        return out  # type: ignore[return-value]
 
     def _score_batch(self, batch_ids: Sequence[Sequence[int]]) -> list[LabelScores]:
         import torch
@@ -250,7 +259,7 @@ def left_padded(batch_ids: Sequence[Sequence[int]], pad_id: int):
     return input_ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-class ClassifierHeadScorer:
+class ClassifierHeadScorer(_BatchedScorer):
     """A backbone with a sequence-classification head: the head's label distribution per prompt."""
 
     kind = "classification_head"
@@ -273,25 +282,16 @@ class ClassifierHeadScorer:
         self._values = torch.tensor(self.labels, dtype=torch.float32)
         self.load_seconds = time.perf_counter() - start
 
-    def score(self, prompt_ids: Sequence[Sequence[int]], progress: bool = False) -> list[LabelScores]:
+    def _score_batch(self, batch_ids: Sequence[Sequence[int]]) -> list[LabelScores]:
         import torch
-        from tqdm.auto import tqdm
 
-        order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
-        out: list[LabelScores | None] = [None] * len(prompt_ids)
-        bar = tqdm(total=len(order), desc="score", unit="pair", disable=not progress)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            input_ids, mask, positions = left_padded([prompt_ids[i] for i in idx], self.tokenizer.pad_token_id)
-            with torch.inference_mode():
-                logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                                    position_ids=positions.to(self.device)).logits.float().cpu()
-            probs = torch.softmax(logits, -1)
-            for i, row, e, best in zip(idx, probs.tolist(), (probs @ self._values).tolist(), probs.argmax(-1).tolist()):
-                out[i] = LabelScores(self.labels[best], float(e), dict(zip(self.labels, row)), 1.0)
-            bar.update(len(idx))
-        bar.close()
-        return out  # type: ignore[return-value]
+        input_ids, mask, positions = left_padded(batch_ids, self.tokenizer.pad_token_id)
+        with torch.inference_mode():
+            logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                                position_ids=positions.to(self.device)).logits.float().cpu()
+        probs = torch.softmax(logits, -1)
+        return [LabelScores(self.labels[best], float(e), dict(zip(self.labels, row)), 1.0)
+                for row, e, best in zip(probs.tolist(), (probs @ self._values).tolist(), probs.argmax(-1).tolist())]
 
 
 def is_classifier_folder(folder) -> bool:

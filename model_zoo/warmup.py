@@ -36,6 +36,26 @@ def _examples(tokenizer, messages_list: Sequence[Sequence[dict]], max_len: int) 
     return out
 
 
+def warmup_cosine(optim, steps: int):
+    """Linear warm-up over 20 steps, then cosine to zero at ``steps``."""
+    import torch
+
+    return torch.optim.lr_scheduler.LambdaLR(
+        optim, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+
+
+def optimizer_step(loss, model, optim, sched) -> float:
+    """Backward, clip the gradient norm at 1, step the optimiser and the schedule; the loss value."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optim.step()
+    sched.step()
+    optim.zero_grad()
+    return loss.item()
+
+
 def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequence[dict]], out_dir: Path,
                       steps: int = 300, batch_size: int = 8, lr: float = 3e-3, max_len: int = 1024,
                       seed: int = 0, threads: int = 1) -> dict:
@@ -55,8 +75,7 @@ def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequ
     model.train()
     examples = _examples(tokenizer, messages_list, max_len)
     optim = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        optim, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    sched = warmup_cosine(optim, steps)
     losses = []
     for _ in tqdm(range(steps), desc="warm-up", mininterval=2.0):
         batch = rng.sample(examples, min(batch_size, len(examples)))
@@ -80,12 +99,7 @@ def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequ
         targets = labels[:, width - keep + 1:]
         loss = torch.nn.functional.cross_entropy(
             logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optim.step()
-        sched.step()
-        optim.zero_grad()
-        losses.append(loss.item())
+        losses.append(optimizer_step(loss, model, optim, sched))
     torch.set_num_threads(previous_threads)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

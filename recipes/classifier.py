@@ -70,6 +70,7 @@ def train_classifier(base: Path, train_file: Path, out: Path, steps: int = 200, 
 
     from evaluation.generation import load_tokenizer
     from evaluation.label_scorer import left_padded
+    from model_zoo.warmup import optimizer_step, warmup_cosine
 
     started = time.perf_counter()
     torch.manual_seed(seed)
@@ -82,9 +83,7 @@ def train_classifier(base: Path, train_file: Path, out: Path, steps: int = 200, 
         dtype=torch.float32).to(device)
     model.train()
     optim = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    # linear warm-up over 20 steps, then cosine to zero (as model_zoo's warm-ups)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        optim, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    sched = warmup_cosine(optim, steps)  # as model_zoo's warm-ups
     losses, seen = [], Counter()
     for step in tqdm(range(steps), desc="classifier", disable=not progress, mininterval=2.0):
         picked = [(step * batch_size + k) % len(prompts) for k in range(batch_size)]
@@ -92,13 +91,7 @@ def train_classifier(base: Path, train_file: Path, out: Path, steps: int = 200, 
         target = torch.tensor([index[labels[i]] for i in picked], device=device)
         logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                        position_ids=positions.to(device)).logits
-        loss = torch.nn.functional.cross_entropy(logits.float(), target)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optim.step()
-        sched.step()
-        optim.zero_grad()
-        losses.append(loss.item())
+        losses.append(optimizer_step(torch.nn.functional.cross_entropy(logits.float(), target), model, optim, sched))
         seen.update(picked)
     model.eval()
     tmp = out / f".hf.tmp-{os.getpid()}"
