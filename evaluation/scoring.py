@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from reward import compute_score, get_parser, parse_label
-from reward.contracts import NO_PRED, decode_steps, row_id
+from reward.contracts import CORRECT, NO_PRED, decode_steps, row_id
 from reward.scoring import parse_ground_truth, resolve_gold
 
 MODES = ("generate", "classify", "score")
@@ -102,7 +102,7 @@ def score_generated(row: Mapping[str, Any], index: int, text: str,
     steps = []
     for step, g in zip(decode_steps(res["steps"]), golds):
         steps.append({"name": step["name"], "verdict": step["verdict"],
-                      "verifiable": g is not None, "correct": step["correct"] == 1})
+                      "verifiable": g is not None, "correct": step["correct"] == CORRECT})
     return _record(row, index, gold, res, steps, text)
 
 

@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Optional
 
 import torch
 
-from model_zoo.hf_compat import preallocated_cache, select_rows
+from model_zoo.hf_compat import preallocated_cache
 
 
 @dataclass
@@ -105,7 +105,7 @@ def decode(
             # compute (one copy of the cache, at most log2(batch) times).
             keep = (~done).nonzero().squeeze(-1)
             rows, token, mask, next_position, done = rows[keep], token[keep], mask[keep], next_position[keep], done[keep]
-            select_rows(cache, keep)
+            cache.batch_select_indices(keep)
         mask[:, width + step] = 1
         logits = model(input_ids=token[:, None], attention_mask=mask[:, : width + step + 1],
                        position_ids=next_position, past_key_values=cache, use_cache=True).logits[:, -1].float()

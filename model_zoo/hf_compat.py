@@ -3,16 +3,18 @@
 ``preallocated_cache`` gives a cache whose layers write into buffers sized once for the
 whole sequence and hand attention a view of the filled part: no per-step concatenation
 (``DynamicLayer``) and no attention over empty slots (``StaticLayer``). Written against the
-layered ``Cache`` API of transformers 5; other versions get ``None``, which makes the model
-build its default cache.
+layered ``Cache`` API of transformers 5; other versions, and models with sliding-window layers,
+get transformers' own ``DynamicCache``. Either drops batch rows in place with
+``batch_select_indices`` (public ``Cache`` API).
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import transformers
+from transformers import DynamicCache
 
 _MAJOR = int(transformers.__version__.split(".")[0])
 
@@ -56,17 +58,13 @@ if _MAJOR >= 5:
                 self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
 
 
-def select_rows(cache: Any, rows: torch.Tensor) -> None:
-    """Keep only ``rows`` (batch indices) of a cache, in place."""
-    cache.batch_select_indices(rows)
-
-
-def preallocated_cache(config: Any, capacity: int) -> Optional[Any]:
-    """A cache for sequences of up to ``capacity`` positions, or None (use the default)."""
+def preallocated_cache(config: Any, capacity: int) -> Any:
+    """A cache for sequences of up to ``capacity`` positions (transformers' dynamic cache where the
+    preallocated one does not apply)."""
     if _MAJOR < 5:
-        return None
+        return DynamicCache()
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     layers = getattr(text, "num_hidden_layers", None)
     if not layers or getattr(text, "sliding_window", None) and getattr(text, "use_sliding_window", False):
-        return None  # sliding-window layers need their own cache class
+        return DynamicCache(config=config)  # sliding-window layers need their own cache class
     return Cache(layers=[PreallocatedLayer(capacity) for _ in range(int(layers))])

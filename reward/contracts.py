@@ -22,6 +22,10 @@ class StepCorrect(IntEnum):
     UNKNOWN = -1  # no gold verdict for the step, or the response has no span for it
 
 
+# The same values as plain ints, for hot loops and tensor comparisons.
+CORRECT, WRONG, UNKNOWN = (int(c) for c in (StepCorrect.CORRECT, StepCorrect.WRONG, StepCorrect.UNKNOWN))
+
+
 # SAM's reward extras (strings: verl keeps only scalar or str extras).
 RANGES_KEY = "sam_token_ranges"  # JSON [[t0, t1], ...]: each step's response-token range
 CORRECT_KEY = "sam_step_correct"  # JSON [1, 0, -1, ...]: each step's StepCorrect

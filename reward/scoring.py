@@ -14,7 +14,7 @@ import numpy as np
 
 from data_prep.criteria import CriteriaError
 
-from reward.contracts import NO_PRED, StepCorrect
+from reward.contracts import CORRECT, NO_PRED, UNKNOWN, WRONG
 from reward.parser import _PARSERS, ResponseParser, get_parser
 
 VARIANTS = ("outcome", "ordinal", "format_penalty")
@@ -251,16 +251,16 @@ def score_response(
     verifiable = correct_n = 0
     for (start, end, verdict), g, vjs in zip(parsed.steps, gold, verdict_js):
         if g is None:
-            correct = int(StepCorrect.UNKNOWN)
+            correct = UNKNOWN
         else:
             verifiable += 1
             if start < 0:
-                correct = int(StepCorrect.UNKNOWN)  # absent: no span to credit or blame
+                correct = UNKNOWN  # absent: no span to credit or blame
             elif verdict in g:
-                correct = int(StepCorrect.CORRECT)
+                correct = CORRECT
                 correct_n += 1
             else:
-                correct = int(StepCorrect.WRONG)
+                correct = WRONG
         values += (vjs[verdict], correct, start, end)
     values += (parsed.answer_start, parsed.answer_end)
 

@@ -52,11 +52,10 @@ import pandas as pd
 import torch
 from verl.utils.groupwise import as_torch_index, group_mean_std
 
-from reward.contracts import StepCorrect
+from reward.contracts import CORRECT, UNKNOWN, WRONG
 from sam_advantage.token_spans import step_token_counts_from_ranges
 
 VARIANTS = ("symmetric", "negative_only", "first_error", "paper", "none")
-CORRECT, WRONG, UNKNOWN = (int(c) for c in (StepCorrect.CORRECT, StepCorrect.WRONG, StepCorrect.UNKNOWN))
 # verl's loss aggregation modes (`actor_rollout_ref.actor.loss_agg_mode`) and
 # how excluding masked tokens from the loss denominator is done in each.
 SEQUENCE_MEAN, BATCH_MEAN, NO_RESCALE = "per sequence", "over the batch", "none"

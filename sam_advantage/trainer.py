@@ -18,7 +18,7 @@ import transfer_queue as tq
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
-from reward.contracts import CORRECT_KEY, RANGES_KEY, StepCorrect, decode_step_extras
+from reward.contracts import CORRECT_KEY, RANGES_KEY, UNKNOWN, decode_step_extras
 from sam_advantage.config import (ESTIMATOR, TRAINER_MODE, SamSettings, loss_agg_mode, poll_interval_s,
                                   validate_run_config)
 from sam_advantage.core import unmasks_malformed
@@ -53,7 +53,7 @@ def step_data_from_infos(infos: list[dict], unmask_malformed: bool = False,
     decoded = [decode_step_extras(info) for info in infos]
     ranges, correct = [r for r, _ in decoded], [c for _, c in decoded]
     num_steps = max((len(c) for c in correct), default=0)
-    table = torch.full((len(correct), num_steps), int(StepCorrect.UNKNOWN), dtype=torch.long)
+    table = torch.full((len(correct), num_steps), UNKNOWN, dtype=torch.long)
     for row, values in enumerate(correct):
         if values and not (unmask_malformed and float(infos[row].get("format_ok", 1.0)) == 0.0):
             table[row, : len(values)] = torch.tensor(values, dtype=torch.long)

@@ -42,7 +42,16 @@ def hf_greedy(model, batch, max_new, stop_ids, pad):
     return seqs[:, batch["input_ids"].shape[1]:]
 
 
-def test_greedy_tokens_equal_generate_with_rows_stopping_at_different_steps(tiny):
+@pytest.mark.parametrize("cache", ["preallocated", "dynamic"])
+def test_greedy_tokens_equal_generate_with_rows_stopping_at_different_steps(tiny, cache, monkeypatch):
+    """Both caches the loop uses: its own, and transformers' dynamic one (other transformers
+    versions, sliding-window models), rows dropped mid-batch in each."""
+    if cache == "dynamic":
+        from transformers import DynamicCache
+
+        import model_zoo.decode
+
+        monkeypatch.setattr(model_zoo.decode, "preallocated_cache", lambda config, capacity: DynamicCache())
     model, tokenizer = tiny
     batch = batch_of(tokenizer)
     free = hf_greedy(model, batch, 24, [0], tokenizer.pad_token_id)  # a stop id these rows never pick
