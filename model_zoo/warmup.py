@@ -58,8 +58,12 @@ def optimizer_step(loss, model, optim, sched) -> float:
 
 def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequence[dict]], out_dir: Path,
                       steps: int = 300, batch_size: int = 8, lr: float = 3e-3, max_len: int = 1024,
-                      seed: int = 0, threads: int = 1) -> dict:
-    """Fine-tune ``model_dir`` on chat conversations (assistant-only loss) and save to ``out_dir``."""
+                      seed: int = 0, threads: int = 1, on_step=None) -> dict:
+    """Fine-tune ``model_dir`` on chat conversations (assistant-only loss) and save to ``out_dir``.
+
+    ``on_step(step, model, tokenizer)``, if given, is called after each optimiser step (checkpoints
+    of a sweep).
+    """
     import torch
     from tqdm import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -77,7 +81,7 @@ def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequ
     optim = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = warmup_cosine(optim, steps)
     losses = []
-    for _ in tqdm(range(steps), desc="warm-up", mininterval=2.0):
+    for step in tqdm(range(1, steps + 1), desc="warm-up", mininterval=2.0):
         batch = rng.sample(examples, min(batch_size, len(examples)))
         # Left padding puts every response at the end of its row, so logits are
         # computed only for the last `keep` positions (the prompt is the bulk of
@@ -100,6 +104,8 @@ def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequ
         loss = torch.nn.functional.cross_entropy(
             logits[:, :-1].reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
         losses.append(optimizer_step(loss, model, optim, sched))
+        if on_step is not None:
+            on_step(step, model, tokenizer)
     torch.set_num_threads(previous_threads)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

@@ -26,7 +26,10 @@ def test_loss_masks_the_prompt():
 
 def test_warmup_lowers_the_loss_and_saves_a_loadable_model(tmp_path):
     threads = torch.get_num_threads()
-    facts = supervised_warmup(resolve_model("tiny"), conversations(), tmp_path, steps=8, batch_size=2, lr=1e-2)
+    seen = []
+    facts = supervised_warmup(resolve_model("tiny"), conversations(), tmp_path, steps=8, batch_size=2, lr=1e-2,
+                              on_step=lambda step, model, tok: seen.append((step, model.training)))
+    assert seen == [(s, True) for s in range(1, 9)]  # after every optimiser step, in training mode
     assert torch.get_num_threads() == threads  # the caller's setting is restored
     assert facts["final_loss"] < facts["first_loss"]
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
