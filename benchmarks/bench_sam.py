@@ -4,7 +4,9 @@
 
 Prints the median time of `sam` (each variant; `symmetric` and `paper` also with
 masked tokens out of the loss, under `seq-mean-token-mean` and `token-mean`, the
-step token counts from the step ids or, as in the trainer mode, from the ranges),
+step token counts from the step ids or, as in the trainer mode, the token
+advantages and counts from the ranges; and the registered estimator with its
+metrics),
 verl's `grpo_vectorized` and `grpo` (python loop), and the ratio
 sam / grpo_vectorized (target: <= 2x, with the exclusion too; reading int64
 step ids puts the memory-traffic floor near 1.7x). Runs are interleaved so
@@ -24,7 +26,10 @@ from verl.trainer.ppo.core_algos import (
     compute_grpo_vectorized_outcome_advantage,
 )
 
+from omegaconf import OmegaConf
+
 from sam_advantage.core import VARIANTS, compute_sam_advantage, compute_sam_advantage_and_keep
+from sam_advantage.estimator import StepData, compute_sam_outcome_advantage, step_data_context
 
 
 def make_batch(b: int, t: int, g: int, k: int, seed: int = 0):
@@ -67,10 +72,18 @@ def main() -> None:
             fns[f"sam[{v}]+exclude[{short}]"] = (lambda v=v, mode=mode: compute_sam_advantage(
                 rewards, mask, index, step_ids, correct, v, exclude_masked_from_loss=True, loss_agg_mode=mode))
 
-    # the step token counts from the ranges, as in the trainer mode
+    # the trainer mode's path: token advantages and step token counts from the ranges, no step ids
     fns["sam[symmetric]+exclude[seq,ranges]"] = lambda: compute_sam_advantage_and_keep(
-        rewards, mask, index, step_ids, correct, "symmetric", exclude_masked_from_loss=True,
+        rewards, mask, index, None, correct, "symmetric", exclude_masked_from_loss=True,
         loss_agg_mode="seq-mean-token-mean", token_ranges=ranges)
+    # the registered estimator as verl's trainer calls it, with its metrics
+    algorithm = OmegaConf.create({"sam": {"variant": "symmetric", "exclude_masked_from_loss": True}})
+
+    def estimator() -> None:
+        data = StepData(token_ranges=ranges, step_correct=correct, loss_agg_mode="seq-mean-token-mean")
+        with step_data_context(data):
+            compute_sam_outcome_advantage(rewards, mask, index, algorithm)
+    fns["estimator[symmetric]+exclude[seq]"] = estimator
     times: dict[str, list[float]] = {name: [] for name in fns}
     for fn in fns.values():
         fn()  # warm-up: allocator, thread pool
@@ -93,7 +106,8 @@ def main() -> None:
     for name, ts in times.items():
         med = statistics.median(ts)
         print(f"{name:<32}{med * 1e3:>11.2f}{min(ts) * 1e3:>9.2f}{med / base:>19.2f}")
-    for name in ("sam[symmetric]", "sam[symmetric]+exclude[seq]", "sam[symmetric]+exclude[seq,ranges]"):
+    for name in ("sam[symmetric]", "sam[symmetric]+exclude[seq]", "sam[symmetric]+exclude[seq,ranges]",
+                 "estimator[symmetric]+exclude[seq]"):
         ratio = statistics.median(times[name]) / base
         print(f"{name} / grpo_vectorized = {ratio:.2f}x (target <= 2x)")
 

@@ -151,15 +151,14 @@ def step_keep_table(scalars: torch.Tensor, step_correct: torch.Tensor, variant: 
 
 
 def loss_scale(
-    keep: torch.Tensor,
-    step_tokens: torch.Tensor,
+    kept: torch.Tensor,
     lengths: torch.Tensor,
     loss_agg_mode: str,
 ) -> torch.Tensor:
     """Factor per response [B] on the kept tokens' advantages that takes the masked ones out of the loss.
 
-    ``step_tokens`` [B, K] counts each step's tokens under the response mask,
-    ``lengths`` [B] the response mask's tokens per row. Under ``seq-mean-token-mean`` verl divides sequence i's token sum by its
+    ``kept`` [B] counts each row's tokens under the response mask that SAM
+    keeps, ``lengths`` [B] the response mask's tokens per row. Under ``seq-mean-token-mean`` verl divides sequence i's token sum by its
     token count L_i: the factor L_i / L_kept_i turns that into a mean over the
     kept tokens. It is exact for every sequence that keeps a token (the answer
     lies outside every step, so a well-formed response always does); a
@@ -173,10 +172,9 @@ def loss_scale(
     batch average. Under the token-sum modes the factor is 1.
     """
     rescale = LOSS_AGG_RESCALE[check_loss_agg_mode(loss_agg_mode)]
-    if rescale == NO_RESCALE or keep.numel() == 0:
+    lengths = lengths.to(kept.dtype)
+    if rescale == NO_RESCALE:
         return torch.ones_like(lengths)
-    masked = ((~keep).to(lengths.dtype) * step_tokens.to(lengths.dtype)).sum(dim=-1)
-    kept = lengths - masked
     if rescale == SEQUENCE_MEAN:
         return torch.where(kept > 0, lengths / kept.clamp(min=1), torch.ones_like(lengths))
     total_kept = kept.sum()
@@ -184,21 +182,11 @@ def loss_scale(
     return factor.expand_as(lengths)
 
 
-def step_token_counts(step_ids: torch.Tensor, response_mask: torch.Tensor, num_steps: int) -> torch.Tensor:
-    """Tokens of each step under the response mask [B, K], from the [B, T] step ids."""
-    counts = torch.zeros((step_ids.shape[0], num_steps + 1), dtype=response_mask.dtype, device=response_mask.device)
-    rows = max(1, _CHUNK_ELEMENTS // max(1, step_ids.shape[1]))
-    for r0 in range(0, step_ids.shape[0], rows):
-        r1 = min(step_ids.shape[0], r0 + rows)
-        counts[r0:r1].scatter_add_(1, step_ids[r0:r1].to(response_mask.device) + 1, response_mask[r0:r1])
-    return counts[:, 1:]
-
-
 def compute_sam_advantage_and_keep(
     token_level_rewards: torch.Tensor,
     response_mask: torch.Tensor,
     index: Sequence[Any] | np.ndarray | torch.Tensor,
-    step_ids: torch.Tensor,
+    step_ids: torch.Tensor | None,
     step_correct: torch.Tensor,
     variant: str = "symmetric",
     norm_adv_by_std_in_grpo: bool = True,
@@ -206,37 +194,52 @@ def compute_sam_advantage_and_keep(
     exclude_masked_from_loss: bool = False,
     loss_agg_mode: str = "token-mean",
     token_ranges: torch.Tensor | None = None,
+    lengths: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Like `compute_sam_advantage`, also returning the scalars [B] and step keep table [B, K].
 
     ``token_ranges`` (long [B, K, 2], each step's [t0, t1) inside the response
-    mask's prefix; the trainer mode has them) gives the step token counts that
-    the exclusion needs without a pass over the step ids.
+    mask's prefix, steps disjoint; the trainer mode has them) can stand in for
+    ``step_ids`` (pass None): the token advantages and the exclusion's step token
+    counts then come from the ranges, with no [B, T] step ids at all.
+    ``lengths`` is ``response_mask.sum(-1)`` if the caller has it already.
     """
     check_loss_agg_mode(loss_agg_mode)
     with torch.no_grad():
-        if step_ids.shape != response_mask.shape:
+        if step_ids is None and token_ranges is None:
+            raise ValueError("pass the step ids [B, T] or the steps' token ranges [B, K, 2]")
+        if step_ids is not None and step_ids.shape != response_mask.shape:
             raise ValueError(f"step_ids shape {tuple(step_ids.shape)} != response_mask shape "
                              f"{tuple(response_mask.shape)}")
         if step_correct.dim() != 2 or step_correct.shape[0] != response_mask.shape[0]:
             raise ValueError(f"step_correct must be [B, K] with B={response_mask.shape[0]}, "
                              f"got {tuple(step_correct.shape)}")
+        if token_ranges is not None and tuple(token_ranges.shape) != (*step_correct.shape, 2):
+            raise ValueError(f"token_ranges must be [B, K, 2] = {(*step_correct.shape, 2)}, "
+                             f"got {tuple(token_ranges.shape)}")
         scalars = group_outcome_advantage(token_level_rewards, index, norm_adv_by_std_in_grpo, epsilon)
         keep = step_keep_table(scalars, step_correct, variant)
-        row_advantage = scalars
-        if exclude_masked_from_loss:
-            lengths = response_mask.sum(dim=-1)
-            if token_ranges is None:
-                step_tokens = step_token_counts(step_ids, response_mask, keep.shape[-1])
-            else:
-                step_tokens = step_token_counts_from_ranges(token_ranges, lengths)
-            row_advantage = scalars * loss_scale(keep, step_tokens, lengths, loss_agg_mode)
         # Advantage per (response, step) [B, 1 + K]; column 0 is for tokens
-        # outside every step. One gather over the [B, T] step ids then builds
-        # the token advantages, and one multiply applies the response mask.
+        # outside every step.
         table = torch.cat([torch.ones_like(scalars).unsqueeze(-1), keep.to(scalars.dtype)], dim=-1)
+        if exclude_masked_from_loss and step_ids is not None:
+            # One gather gives the kept tokens (1) under the mask, their count
+            # per row gives the loss factor, one multiply the advantages: a
+            # count of step tokens over the [B, T] ids would be a second pass.
+            advantages = _gather_shifted(table, step_ids, response_mask)
+            lengths = response_mask.sum(dim=-1) if lengths is None else lengths
+            factor = loss_scale(advantages.sum(dim=-1), lengths, loss_agg_mode)
+            return advantages.mul_((scalars * factor).unsqueeze(-1)), scalars, keep
+        row_advantage = scalars
+        if exclude_masked_from_loss:  # from the ranges: the step token counts are [B, K] arithmetic
+            lengths = response_mask.sum(dim=-1) if lengths is None else lengths
+            masked = ((~keep).to(lengths.dtype) * step_token_counts_from_ranges(token_ranges, lengths)).sum(dim=-1)
+            row_advantage = scalars * loss_scale(lengths - masked, lengths, loss_agg_mode)
         table.mul_(row_advantage.unsqueeze(-1))
-        advantages = _gather_shifted(table, step_ids, response_mask)
+        if step_ids is None:
+            advantages = _advantages_from_ranges(table, token_ranges, response_mask)
+        else:  # one gather over the [B, T] step ids; it applies the response mask too
+            advantages = _gather_shifted(table, step_ids, response_mask)
         return advantages, scalars, keep
 
 
@@ -265,6 +268,34 @@ def _gather_shifted(table: torch.Tensor, step_ids: torch.Tensor, response_mask: 
         torch.gather(table[r0:r1], 1, ids, out=dst)
         dst.mul_(response_mask[r0:r1])
     return out
+
+
+def _advantages_from_ranges(table: torch.Tensor, token_ranges: torch.Tensor,
+                            response_mask: torch.Tensor) -> torch.Tensor:
+    """The token advantages [B, T] from the table [B, 1 + K] and the steps' token ranges [B, K, 2].
+
+    A running sum over the row: column 0's value at token 0, each non-empty
+    step adds (its value - column 0) at its first token and takes it back after
+    its last. It is exact, not just close: every table entry is the row's
+    advantage or 0, steps are disjoint, and an empty range adds nothing, so each
+    cell adds +a, -a or 0 to a running value that is a or 0. One zeroed buffer
+    and one in-place cumulative sum cost about the step-id gather; building the
+    [B, T] step ids from the ranges in python cost 20x verl's GRPO estimator.
+    """
+    rows, length = response_mask.shape
+    table = table.to(response_mask.device)
+    ranges = token_ranges.to(device=response_mask.device).clamp(0, length)
+    start, end = ranges[..., 0], ranges[..., 1]
+    delta = torch.where(end > start, table[:, 1:] - table[:, :1], torch.zeros_like(table[:, 1:]))
+    running = torch.zeros((rows, length), dtype=table.dtype, device=response_mask.device)
+    if length == 0:
+        return running
+    running[:, 0] = table[:, 0]
+    running.scatter_add_(1, start.clamp(max=length - 1), torch.where(start < length, delta, 0.0))
+    # a step that ends at the row's end has nothing after it to take back
+    running.scatter_add_(1, end.clamp(max=length - 1), torch.where(end < length, -delta, 0.0))
+    running.cumsum_(dim=1)
+    return running.mul_(response_mask)
 
 
 def compute_sam_advantage(
@@ -311,18 +342,46 @@ def sam_metrics(
 ) -> dict[str, float]:
     """Fraction of masked tokens among positive and negative responses, step accuracy."""
     mask = response_mask.bool()
-    masked = mask & (advantages == 0) & (scalars != 0).unsqueeze(-1)
-    out: dict[str, float] = {}
-    for name, sel in (("pos", scalars > 0), ("neg", scalars < 0)):
-        tokens = mask[sel].sum()
-        out[f"{prefix}masked_frac_{name}"] = float(masked[sel].sum() / tokens) if tokens > 0 else 0.0
-    total = mask[scalars != 0].sum()
-    out[f"{prefix}masked_frac"] = float(masked.sum() / total) if total > 0 else 0.0
+    masked = (mask & (advantages == 0)).sum(dim=-1)
+    return _metrics_from_counts(masked, mask.sum(dim=-1), scalars, step_correct, prefix)
+
+
+def sam_step_metrics(
+    scalars: torch.Tensor,
+    keep: torch.Tensor,
+    step_tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    step_correct: torch.Tensor,
+    prefix: str = "sam/",
+) -> dict[str, float]:
+    """`sam_metrics` from the step keep table [B, K] and the steps' token counts
+    under the response mask [B, K]: no pass over [B, T] (the estimator's path)."""
+    masked = ((~keep).to(step_tokens.dtype) * step_tokens).sum(dim=-1)
+    return _metrics_from_counts(masked, lengths, scalars, step_correct, prefix)
+
+
+def _metrics_from_counts(masked: torch.Tensor, lengths: torch.Tensor, scalars: torch.Tensor,
+                         step_correct: torch.Tensor, prefix: str) -> dict[str, float]:
+    """The metrics from masked and valid token counts per response [B].
+
+    A response with a zero advantage has nothing to mask and counts nowhere.
+    Every sum is taken at once and read back in one ``tolist``: a float() per
+    metric cost more than the whole advantage.
+    """
+    groups = torch.stack([scalars > 0, scalars < 0, scalars != 0]).to(torch.float64)  # [3, B]
     known = step_correct >= 0
-    for k in range(step_correct.shape[-1]):
-        col = known[:, k]
-        if col.any():
-            out[f"{prefix}step{k}_acc"] = float((step_correct[:, k][col] == CORRECT).float().mean())
-    out[f"{prefix}step_acc"] = float((step_correct[known] == CORRECT).float().mean()) if known.any() else 0.0
-    out[f"{prefix}verifiable_step_frac"] = float(known.float().mean()) if known.numel() else 0.0
+    right = known & (step_correct == CORRECT)
+    sums = torch.cat([groups @ masked.to(torch.float64), groups @ lengths.to(torch.float64),
+                      known.sum(dim=0).to(torch.float64), right.sum(dim=0).to(torch.float64)]).tolist()
+    k = known.shape[-1]
+    masked_sums, token_sums, known_k, right_k = sums[:3], sums[3:6], sums[6:6 + k], sums[6 + k:]
+    out: dict[str, float] = {}
+    for name, m, n in zip(("masked_frac_pos", "masked_frac_neg", "masked_frac"), masked_sums, token_sums):
+        out[f"{prefix}{name}"] = m / n if n > 0 else 0.0
+    for step, (n, r) in enumerate(zip(known_k, right_k)):
+        if n > 0:
+            out[f"{prefix}step{step}_acc"] = r / n
+    n_known, n_right = sum(known_k), sum(right_k)
+    out[f"{prefix}step_acc"] = n_right / n_known if n_known > 0 else 0.0
+    out[f"{prefix}verifiable_step_frac"] = n_known / known.numel() if known.numel() else 0.0
     return out

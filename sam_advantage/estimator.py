@@ -12,19 +12,19 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import torch
 from verl.trainer.ppo.core_algos import register_adv_est
 
 from sam_advantage.config import ESTIMATOR, SamSettings
-from sam_advantage.core import compute_sam_advantage_and_keep, sam_metrics
-from sam_advantage.token_spans import ranges_tensor, step_ids_from_ranges
+from sam_advantage.core import compute_sam_advantage_and_keep, sam_step_metrics
+from sam_advantage.token_spans import step_token_counts_from_ranges
 
 
 @dataclass
 class StepData:
-    token_ranges: Sequence[Sequence[tuple[int, int]]]  # per response, per step
+    token_ranges: torch.Tensor  # long [B, K, 2]: each step's response tokens [t0, t1) (`ranges_tensor`)
     step_correct: torch.Tensor  # long [B, K]
     # the run's actor_rollout_ref.actor.loss_agg_mode: how masked tokens leave the loss
     loss_agg_mode: str = "token-mean"
@@ -59,18 +59,18 @@ def compute_sam_outcome_advantage(
     if index is None:
         raise RuntimeError("advantage estimator 'sam' needs the group ids (uid) of the responses")
     batch = response_mask.shape[0]
-    if len(data.token_ranges) != batch or data.step_correct.shape[0] != batch:
-        raise RuntimeError(f"SAM step data covers {len(data.token_ranges)} responses, batch has {batch}")
+    if data.token_ranges.shape[0] != batch or data.step_correct.shape[0] != batch:
+        raise RuntimeError(f"SAM step data covers {data.token_ranges.shape[0]} responses, batch has {batch}")
     settings = SamSettings.from_algorithm(config)
     norm = bool(config.get("norm_adv_by_std_in_grpo", True)) if config is not None else True
-    step_ids = step_ids_from_ranges(data.token_ranges, response_mask.shape[1]).to(response_mask.device)
-    ranges = None
-    if settings.exclude_masked_from_loss:  # step token counts from the ranges: no second pass over the ids
-        ranges = ranges_tensor(data.token_ranges, data.step_correct.shape[1]).to(response_mask.device)
-    advantages, scalars, _ = compute_sam_advantage_and_keep(
-        token_level_rewards, response_mask, index, step_ids, data.step_correct,
+    ranges = data.token_ranges.to(response_mask.device)
+    lengths = response_mask.sum(dim=-1)
+    # The token advantages straight from the ranges: no [B, T] step ids.
+    advantages, scalars, keep = compute_sam_advantage_and_keep(
+        token_level_rewards, response_mask, index, None, data.step_correct,
         variant=settings.variant, norm_adv_by_std_in_grpo=norm, epsilon=settings.epsilon,
         exclude_masked_from_loss=settings.exclude_masked_from_loss, loss_agg_mode=data.loss_agg_mode,
-        token_ranges=ranges)
-    data.metrics.update(sam_metrics(advantages, scalars, response_mask, data.step_correct))
+        token_ranges=ranges, lengths=lengths)
+    data.metrics.update(sam_step_metrics(scalars, keep, step_token_counts_from_ranges(ranges, lengths), lengths,
+                                         data.step_correct))
     return advantages, advantages

@@ -23,6 +23,7 @@ from sam_advantage.config import (ESTIMATOR, TRAINER_MODE, SamSettings, loss_agg
                                   validate_run_config)
 from sam_advantage.core import unmasks_malformed
 from sam_advantage.estimator import StepData, step_data_context
+from sam_advantage.token_spans import ranges_tensor
 from verl_backend.patches import set_replay_buffer_poll_interval
 
 logger = logging.getLogger(__name__)
@@ -52,12 +53,13 @@ def step_data_from_infos(infos: list[dict], unmask_malformed: bool = False,
             f"reward extras), e.g. row {missing[0]}: use reward.reward_manager.name=sam_steps")
     decoded = [decode_step_extras(info) for info in infos]
     ranges, correct = [r for r, _ in decoded], [c for _, c in decoded]
-    num_steps = max((len(c) for c in correct), default=0)
+    # a step without a correctness value (or a range) is unknown: SAM keeps its advantage
+    num_steps = max((max(len(r), len(c)) for r, c in decoded), default=0)
     table = torch.full((len(correct), num_steps), UNKNOWN, dtype=torch.long)
     for row, values in enumerate(correct):
         if values and not (unmask_malformed and float(infos[row].get("format_ok", 1.0)) == 0.0):
             table[row, : len(values)] = torch.tensor(values, dtype=torch.long)
-    return StepData(token_ranges=ranges, step_correct=table, loss_agg_mode=loss_agg_mode)
+    return StepData(token_ranges=ranges_tensor(ranges, num_steps), step_correct=table, loss_agg_mode=loss_agg_mode)
 
 
 def reward_quality_metrics(infos: list[dict]) -> dict[str, float]:
