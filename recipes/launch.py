@@ -25,8 +25,8 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from evaluation.arguments import positive_int
-from recipes.runner import (fresh_metrics_log, last_checkpoint, merge_checkpoint, read_metrics, run_logged,
-                            write_command)
+from recipes.runner import (finish_metrics_log, keep_earlier, last_checkpoint, merge_checkpoint, read_metrics,
+                            resume_metrics_log, resume_point, run_logged, write_command)
 
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
@@ -171,6 +171,10 @@ def check_config(config_name: str, overrides: list[str]):
     cfg = compose_recipe(config_name, overrides)
     validate_run_config(cfg)
     return cfg
+
+
+def _as_list(files) -> list[str]:
+    return [files] if isinstance(files, str) else list(files)
 
 
 def train_prompt_limit(cfg) -> list[str]:
@@ -368,8 +372,15 @@ def main(argv: list[str] | None = None) -> int:
     except CONFIG_ERRORS as exc:
         return config_error(exc)
     cmd += train_prompt_limit(cfg)
+    val_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in _as_list(cfg.data.val_files))
 
-    metrics_log = fresh_metrics_log(out)
+    # The same command again in the same folder resumes from the last complete checkpoint
+    # (trainer.save_freq), with one metrics log over both attempts.
+    resume_from = None if args.dry_run else resume_point(out / "checkpoints")
+    if resume_from is not None:
+        print(f"resuming from the checkpoint of step {resume_from} in {out / 'checkpoints'}", flush=True)
+        cmd.append("trainer.val_before_train=false")  # the first attempt validated before training
+    metrics_log = out / "metrics.jsonl" if args.dry_run else resume_metrics_log(out, resume_from)
     env = {**os.environ, **env_add, "VERL_FILE_LOGGER_PATH": str(metrics_log),
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     write_command(out, env_add, cmd)
@@ -378,14 +389,14 @@ def main(argv: list[str] | None = None) -> int:
         print(shlex.join(cmd))
         return 0
     start = time.perf_counter()
-    code = run_logged(cmd, env, out / "train.log", cwd=REPO)
+    code = run_logged(cmd, env, keep_earlier(out / "train.log"), cwd=REPO)
+    finish_metrics_log(out)
     hf_dir = None
     if code == 0 and args.save_hf:
         ckpt = last_checkpoint(out / "checkpoints") / "actor"
         print(f"merging {ckpt} into {out / 'hf'} ...", flush=True)
         hf_dir = merge_checkpoint(ckpt, out / "hf", env, base_model=model, cwd=REPO)
-    summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start, hf_dir,
-                        pq.ParquetFile(val_file).metadata.num_rows)
+    summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start, hf_dir, val_rows)
     print(json.dumps(summary, indent=2))
     print(accuracy_line(summary), flush=True)
     if code != 0:
