@@ -29,6 +29,9 @@ CORRECT, WRONG, UNKNOWN = (int(c) for c in (StepCorrect.CORRECT, StepCorrect.WRO
 # SAM's reward extras (strings: verl keeps only scalar or str extras).
 RANGES_KEY = "sam_token_ranges"  # JSON [[t0, t1], ...]: each step's response-token range
 CORRECT_KEY = "sam_step_correct"  # JSON [1, 0, -1, ...]: each step's StepCorrect
+# The number of response tokens the ranges index: the trainer checks it against the response
+# mask of the row the advantage is computed for, so step data can never reach another response.
+TOKENS_KEY = "sam_response_tokens"
 
 
 def decode_steps(steps_json: str | None) -> list[dict[str, Any]]:
@@ -38,10 +41,15 @@ def decode_steps(steps_json: str | None) -> list[dict[str, Any]]:
     return list(parsed.get("steps", []) if isinstance(parsed, dict) else parsed)
 
 
-def encode_step_extras(ranges: Sequence[Sequence[int]], correct: Sequence[int]) -> dict[str, str]:
-    """SAM's extras of one response: its steps' token ranges and correctness."""
-    return {RANGES_KEY: json.dumps([[int(a), int(b)] for a, b in ranges]),
-            CORRECT_KEY: json.dumps([int(StepCorrect(c)) for c in correct])}
+def encode_step_extras(ranges: Sequence[Sequence[int]], correct: Sequence[int],
+                       num_tokens: int | None = None) -> dict[str, Any]:
+    """SAM's extras of one response: its steps' token ranges and correctness, and (when given)
+    the number of response tokens they index."""
+    extras: dict[str, Any] = {RANGES_KEY: json.dumps([[int(a), int(b)] for a, b in ranges]),
+                              CORRECT_KEY: json.dumps([int(StepCorrect(c)) for c in correct])}
+    if num_tokens is not None:
+        extras[TOKENS_KEY] = int(num_tokens)
+    return extras
 
 
 def decode_step_extras(info: Mapping[str, Any]) -> tuple[list[tuple[int, int]], list[int]]:

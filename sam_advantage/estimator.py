@@ -28,7 +28,29 @@ class StepData:
     step_correct: torch.Tensor  # long [B, K]
     # the run's actor_rollout_ref.actor.loss_agg_mode: how masked tokens leave the loss
     loss_agg_mode: str = "token-mean"
+    # long [B]: the response tokens the reward manager mapped the steps onto (-1: not recorded)
+    response_tokens: torch.Tensor | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+def check_alignment(response_tokens: torch.Tensor | None, response_mask: torch.Tensor) -> None:
+    """Raise if a row's step data was computed for a response of another length: the reward
+    extras and the batch tensors travel separately (dispatch to workers, re-ordering), and a
+    mix-up would silently mask another response's tokens. The response ends at the last token
+    of its mask (the mask may have holes in multi-turn rollouts; its end is still the end)."""
+    if response_tokens is None:
+        return
+    width = response_mask.shape[-1]
+    present = response_mask.bool()
+    ends = torch.where(present.any(dim=-1), width - present.flip(-1).to(torch.int8).argmax(dim=-1), 0)
+    recorded = response_tokens.to(ends.device)
+    bad = ((recorded >= 0) & (recorded != ends)).nonzero().flatten()
+    if bad.numel():
+        row = int(bad[0])
+        raise RuntimeError(
+            f"SAM step data does not belong to the batch row it reached: row {row} has {int(ends[row])} "
+            f"response tokens, its step data was computed for {int(recorded[row])} ({bad.numel()} rows differ); "
+            "the reward extras and the batch were re-ordered differently")
 
 
 _local = threading.local()
@@ -61,6 +83,7 @@ def compute_sam_outcome_advantage(
     batch = response_mask.shape[0]
     if data.token_ranges.shape[0] != batch or data.step_correct.shape[0] != batch:
         raise RuntimeError(f"SAM step data covers {data.token_ranges.shape[0]} responses, batch has {batch}")
+    check_alignment(data.response_tokens, response_mask)
     settings = SamSettings.from_algorithm(config)
     norm = bool(config.get("norm_adv_by_std_in_grpo", True)) if config is not None else True
     ranges = data.token_ranges.to(response_mask.device)

@@ -7,7 +7,9 @@ seeing any text. Extras added (strings, as verl requires scalar or str values):
 
 * ``sam_token_ranges``: JSON ``[[t0, t1], ...]``, one per criteria step, the
   response-token range of the step ([0, 0] when absent);
-* ``sam_step_correct``: JSON ``[1, 0, -1, ...]``, one per step.
+* ``sam_step_correct``: JSON ``[1, 0, -1, ...]``, one per step;
+* ``sam_response_tokens``: the number of response tokens the ranges index (the
+  trainer checks it against the row it computes the advantage for).
 
 Select it with ``reward.reward_manager.name=sam_steps``.
 
@@ -92,5 +94,5 @@ class SamStepRewardManager(NaiveRewardManager):
             return spans_to_token_ranges(offsets, spans)
 
         ranges = await self.loop.run_in_executor(None, map_spans)
-        extra.update(encode_step_extras(ranges, correct))
+        extra.update(encode_step_extras(ranges, correct, num_tokens=len(ids)))
         return result

@@ -18,7 +18,7 @@ import transfer_queue as tq
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
-from reward.contracts import CORRECT_KEY, RANGES_KEY, UNKNOWN, decode_step_extras
+from reward.contracts import CORRECT_KEY, RANGES_KEY, TOKENS_KEY, UNKNOWN, decode_step_extras
 from sam_advantage.config import (ESTIMATOR, TRAINER_MODE, SamSettings, loss_agg_mode, poll_interval_s,
                                   validate_run_config)
 from sam_advantage.core import unmasks_malformed
@@ -59,7 +59,10 @@ def step_data_from_infos(infos: list[dict], unmask_malformed: bool = False,
     for row, values in enumerate(correct):
         if values and not (unmask_malformed and float(infos[row].get("format_ok", 1.0)) == 0.0):
             table[row, : len(values)] = torch.tensor(values, dtype=torch.long)
-    return StepData(token_ranges=ranges_tensor(ranges, num_steps), step_correct=table, loss_agg_mode=loss_agg_mode)
+    # -1: not recorded (extras from elsewhere), not checked
+    tokens = torch.tensor([int(info.get(TOKENS_KEY, -1)) for info in infos], dtype=torch.long)
+    return StepData(token_ranges=ranges_tensor(ranges, num_steps), step_correct=table, loss_agg_mode=loss_agg_mode,
+                    response_tokens=tokens)
 
 
 def reward_quality_metrics(infos: list[dict]) -> dict[str, float]:

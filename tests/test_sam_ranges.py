@@ -95,3 +95,14 @@ def test_one_of_step_ids_or_ranges_is_needed():
     with pytest.raises(ValueError, match="step ids"):
         compute_sam_advantage_and_keep(torch.zeros(2, 3), torch.ones(2, 3), np.array(["a", "a"], dtype=object),
                                        None, torch.zeros(2, 1, dtype=torch.long))
+
+
+def test_alignment_check_reads_the_end_of_each_mask():
+    from sam_advantage.estimator import check_alignment
+
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 1, 1], [0, 0, 0, 0]])  # row 1 has a hole (a tool turn)
+    check_alignment(torch.tensor([3, 4, 0]), mask)
+    check_alignment(torch.tensor([-1, -1, -1]), mask)  # not recorded: not checked
+    check_alignment(None, mask)
+    with pytest.raises(RuntimeError, match="row 1 has 4 response tokens, its step data was computed for 3"):
+        check_alignment(torch.tensor([3, 3, 0]), mask)

@@ -173,6 +173,8 @@ def _put_batch(tq, responses, partition="train"):
                 "sam_token_ranges": json.dumps(r["ranges"]),
                 "sam_step_correct": json.dumps(r["correct"]),
                 "format_ok": r.get("format_ok", 1.0), "acc": float(r["score"]), "step_acc": 0.5,
+                # what the reward manager records: the response tokens its ranges index
+                "sam_response_tokens": r.get("tokens", length),
             }},
         })
     return tq.kv_batch_put(keys=keys, partition_id=partition, fields=list_of_dict_to_tensordict(fields))
@@ -213,6 +215,27 @@ def test_trainer_mode_advantage_reads_transfer_queue(ray_session, estimator):
         assert not any(k.startswith("sam/") for k in metrics)
     assert metrics["relevance/format_error_rate"] == 0.0
     assert metrics["relevance/acc"] == 0.5
+    tq.kv_clear(keys=meta.keys, partition_id="train")
+
+
+def test_step_data_that_reached_another_response_is_refused(ray_session):
+    """Step data recorded for a 5-token response arriving at a 6-token row (the extras re-ordered
+    apart from the tensors) stops the step with a message naming the row."""
+    import transfer_queue as tq
+    from omegaconf import OmegaConf
+
+    from sam_advantage.trainer import SamPPOTrainer
+
+    tq.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1}}}))
+    responses = [
+        {"uid": "swap", "length": 6, "tokens": 5, "score": 1.0, "ranges": [[0, 2], [2, 4]], "correct": [1, 0]},
+        {"uid": "swap", "length": 5, "tokens": 6, "score": 0.0, "ranges": [[0, 2], [2, 4]], "correct": [1, 0]},
+    ]
+    meta = _put_batch(tq, responses)
+    trainer = object.__new__(SamPPOTrainer)
+    trainer.config = recipe("grpo_sam")
+    with pytest.raises(RuntimeError, match="row 0 has 6 response tokens, its step data was computed for 5"):
+        trainer._compute_advantage(meta, {})
     tq.kv_clear(keys=meta.keys, partition_id="train")
 
 

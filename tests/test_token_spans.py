@@ -113,6 +113,7 @@ def test_sam_reward_manager_adds_token_ranges(tokenizer):
     assert json.loads(extra["sam_step_correct"]) == [1, 0, 1, 1]
     ranges = json.loads(extra["sam_token_ranges"])
     ids = item.batch["responses"][0].tolist()
+    assert extra["sam_response_tokens"] == len(ids) - 8  # the tokens the ranges index: the padding left out
     assert tokenizer.decode(ids[ranges[1][0]:ranges[1][1]]).startswith("<subject_match>")
 
 
