@@ -115,12 +115,13 @@ def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequ
 
 def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 1200, num_traces: int = 512, seed: int = 0,
                    batch_size: int = 4, lr: float = 6e-3, criteria: str = "default", base: str = "tiny",
-                   threads: int = 1) -> Path:
+                   threads: int = 1, on_step=None) -> Path:
     """Build (or reuse) a model_zoo model (``base``) warmed up on the benchmark's English traces.
 
     ``criteria`` picks the prompt and trace format: ``default`` (criteria-guided
     steps), ``free_form`` (the free-form reasoning ablation's warm-up), or a
-    variant such as ``compact``.
+    variant such as ``compact``. ``on_step`` goes to `supervised_warmup` (it is not called
+    when the build is reused from the cache).
     """
     from model_zoo import resolve_model
 
@@ -144,7 +145,7 @@ def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 1200, num_traces: in
             + [{"role": "assistant", "content": r["reasoning"] if criteria == "default" else build_trace(r, criteria)}]
             for r in rows]
         return supervised_warmup(base_dir, conversations, tmp, steps=steps, batch_size=batch_size, lr=lr,
-                                 seed=seed, threads=threads)
+                                 seed=seed, threads=threads, on_step=on_step)
 
     return build_once(out_dir, spec, build)
 

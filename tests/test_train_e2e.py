@@ -150,3 +150,21 @@ def test_sigkill_then_the_same_command_resumes(tmp_path):
     assert trained == [1, 2, 3, 4]  # each step once, in order
     assert tracker.read_text().strip() == "4"
     assert "val-core/grm_relevance/acc/mean@1" in metrics[steps]
+
+
+def test_two_fsdp_workers_train_grpo_sam(tmp_path):
+    """The multi-worker path clusters use, on CPU: two FSDP2 workers over gloo train 2 GRPO + SAM
+    steps. Each response's step data reaches the advantage of that same response: the estimator
+    checks every row's length against the length its step ranges were mapped onto and stops the
+    step on a mismatch (tests/test_sam_wiring.py shows it firing), so two trained steps with SAM's
+    metrics mean no row got another's step data after dispatch to the two workers."""
+    metrics, log = launch(tmp_path, 2, "--n-gpus", "2", "trainer.save_freq=2", "trainer.val_before_train=false",
+                          "trainer.test_freq=-1")
+    assert sorted(metrics) == [1, 2]
+    for step, data in metrics.items():
+        assert "sam/masked_frac" in data and "actor/grad_norm" in data, (step, sorted(data))
+    assert any(d["sam/masked_frac"] > 0 for d in metrics.values()), "SAM never masked a token"
+    assert "does not belong to the batch row" not in log
+    # the actor really was sharded over two ranks
+    shards = sorted(p.name for p in (tmp_path / "checkpoints" / "global_step_2" / "actor").glob("model_world_size_*"))
+    assert shards == ["model_world_size_2_rank_0.pt", "model_world_size_2_rank_1.pt"], shards
