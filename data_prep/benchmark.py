@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from data_prep import benchmark_lexicon as lex
 from data_prep.benchmark_lexicon import ENTITIES, Entity, pick
-from data_prep.criteria import Criteria, CriteriaError, load_criteria
+from data_prep.criteria import DEFAULT_CRITERIA, Criteria, CriteriaError, load_criteria
 from data_prep.ranking import RANK_SPLITS, generate_ranking_split
 from data_prep.traces import build_trace
 from data_prep.writer import OutputError, write_splits
@@ -42,9 +42,11 @@ from evaluation.arguments import non_negative_int, positive_int
 
 SPLITS = ("train", "val", "test_random", "test_longtail")
 LONGTAIL_SPLITS = ("test_longtail", *(s for s, held_out in RANK_SPLITS.items() if held_out))
-LABELS = (3, 2, 1, 0, -1)
-# Step names of the annotation schema (the default criteria's steps).
-STEP_QUERY, STEP_SUBJECT, STEP_NEED, STEP_CONSTRAINTS = "query_analysis", "subject_match", "need", "constraints"
+# The annotation schema is the default criteria: its label scale (most relevant first) and the
+# steps the generator annotates, which must be the schema's (an edited file fails here, loudly).
+SCHEMA = load_criteria(DEFAULT_CRITERIA)
+LABELS = tuple(sorted(SCHEMA.label_values, reverse=True))
+STEP_QUERY, STEP_SUBJECT, STEP_NEED, STEP_CONSTRAINTS = SCHEMA.step_names
 
 # Note intents that clearly do NOT serve a query intent. Pairs that partly
 # overlap (review vs comparison, recommendation vs inspiration, purchase vs
@@ -565,7 +567,7 @@ def generate_benchmark(cfg: BenchmarkConfig) -> dict[str, list[dict]]:
     if cfg.lang not in lex.LANGS:
         raise ValueError(f"lang must be one of {lex.LANGS}, got {cfg.lang!r}")
     lex.validate_lexicon()
-    criteria = load_criteria("default")  # the annotation schema
+    criteria = SCHEMA
     seen: set = set()
     splits: dict[str, list[dict]] = {}
     for name, size in cfg.sizes().items():

@@ -46,7 +46,8 @@ def _static_fields(crit: Criteria, lang: str) -> dict[str, str]:
         "label_values": ", ".join(str(v) for v in crit.label_values),
         "step_tags": " ".join(f"<{s.tag}>" for s in crit.steps),  # the steps' order, in a few tokens
         "answer_tag": crit.answer_tag,
-        "reasoning_tag": crit.reasoning_tag or "think",
+        # Only a free-form criteria has a reasoning block (the loader gives it its default tag).
+        **({"reasoning_tag": crit.reasoning_tag} if crit.reasoning_tag else {}),
     }
 
 
@@ -152,7 +153,7 @@ def format_response(
     crit = load_criteria(criteria)
     parts = []
     if crit.format == "free_form":
-        tag = crit.reasoning_tag or "think"
+        tag = crit.reasoning_tag
         parts.append(f"<{tag}>\n{(reasoning or '').strip()}\n</{tag}>")
     for step in crit.steps:
         text, verdict = step_texts[step.name]

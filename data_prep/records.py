@@ -247,7 +247,6 @@ class RecordBuilder:
         lang: str = "en",
         limits: Limits | None = None,
         data_source: str = DEFAULT_DATA_SOURCE,
-        criteria_ref: str | None = None,
         require_label: bool = True,
     ):
         if lang not in criteria.prompts:
@@ -256,8 +255,9 @@ class RecordBuilder:
         self.lang = lang
         self.limits = limits or Limits()
         self.data_source = data_source
-        # What the reward reads back to find the same criteria (name or path).
-        self.criteria_ref = criteria_ref or criteria.name
+        # What the reward reads back to find, and check, the same criteria: the built-in name or
+        # the resolved path, the version and the content digest.
+        self.identity = criteria.identity
         self.require_label = require_label
         self.renderer = get_renderer(criteria, lang)
         self._seen_ids: set[str] = set()
@@ -413,7 +413,7 @@ class RecordBuilder:
             "split": split,
             "index": index,
             "id": row["id"],
-            "criteria": self.criteria_ref,
+            **self.identity,
             "lang": self.lang,
             "step_gold": row["step_gold"],
             "query": row["query"],

@@ -37,8 +37,8 @@ _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 _MESSAGES = pa.list_(_MESSAGE)
 _EXTRA = pa.struct([
     ("split", pa.string()), ("index", pa.int64()), ("id", pa.string()),
-    ("criteria", pa.string()), ("lang", pa.string()), ("step_gold", pa.string()),
-    ("query", pa.string()), ("title", pa.string()),
+    ("criteria", pa.string()), ("criteria_version", pa.int64()), ("criteria_digest", pa.string()),
+    ("lang", pa.string()), ("step_gold", pa.string()), ("query", pa.string()), ("title", pa.string()),
 ])
 _REWARD = pa.struct([("style", pa.string()), ("ground_truth", pa.string())])
 RL_SCHEMA = pa.schema([
@@ -154,7 +154,9 @@ class _SplitFile:
         b = self.builder
         return pa.StructArray.from_arrays(
             [_const(self.split, n), pa.array(np.asarray(self.index, dtype=np.int64)),
-             _strings(self.ids), _const(b.criteria_ref, n), _const(b.lang, n),
+             _strings(self.ids), _const(b.identity["criteria"], n),
+             pa.array(np.full(n, b.identity["criteria_version"], dtype=np.int64)),
+             _const(b.identity["criteria_digest"], n), _const(b.lang, n),
              _strings(self.golds), _strings(self.queries), _strings(self.titles)],
             fields=list(_EXTRA))
 
@@ -214,11 +216,9 @@ class DatasetWriter:
     ):
         """``source`` is the input file (never written, replaced or removed; recorded in the
         summary); an earlier output of another input is replaced only with ``overwrite``."""
-        criteria_ref = str(criteria) if isinstance(criteria, (str, Path)) else None
         self.crit = load_criteria(criteria)
         kwargs = {} if data_source is None else {"data_source": data_source}
-        self.builder = RecordBuilder(self.crit, lang=lang, limits=limits,
-                                     criteria_ref=criteria_ref, require_label=require_label, **kwargs)
+        self.builder = RecordBuilder(self.crit, lang=lang, limits=limits, require_label=require_label, **kwargs)
         self.out_dir = Path(out_dir)
         self.source = Path(source).resolve() if source is not None else None
         self._check_source_is_not_an_output()
@@ -327,7 +327,8 @@ class DatasetWriter:
         elapsed = time.perf_counter() - self._start
         accepted = sum(out.rows for out in self._rl.values())
         summary = {
-            "criteria": self.crit.name,
+            **self.crit.identity,
+            "criteria_name": self.crit.name,
             "lang": self.builder.lang,
             "input": str(self.source) if self.source is not None else None,
             "rows_in": self.rows_in,

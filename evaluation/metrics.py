@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+from data_prep.criteria import load_criteria
 from reward.contracts import NO_PRED  # compute_score's `pred` when no label was read
 
-LABELS: tuple[int, ...] = (3, 2, 1, 0, -1)
+# The default criteria's label scale, most relevant first (callers pass another criteria's).
+LABELS: tuple[int, ...] = tuple(sorted(load_criteria().label_values, reverse=True))
 NONE = "none"  # the confusion-matrix column of unreadable predictions
 
 

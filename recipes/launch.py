@@ -87,22 +87,42 @@ SCALES["mini"] = SCALES["mini-sft"]
 PRESETS["vllm"] = PRESETS["gpu"]
 
 
+class StaleDataError(ValueError):
+    """A data folder whose criteria file has changed since the data was written."""
+
+
 def ensure_benchmark(data_dir: Path, lang: str = "en", seed: int = 0, criteria: str = "default",
                      pool_size: int = 0) -> Path:
     """Generate the offline benchmark into ``data_dir`` unless it is there.
 
     ``criteria`` sets the prompts and warm-up traces (``free_form`` for the prompt
     ablation); ``pool_size`` adds the unlabelled pool (``pool/pool.parquet``) that
-    distillation labels. The labelled splits are the same for a seed either way.
+    distillation labels. The labelled splits are the same for a seed either way. A generated
+    benchmark written with another content of ``criteria`` (its summary's digest) is written
+    again; other data is used as it is, unless its own criteria file has changed since
+    (StaleDataError).
     """
+    from data_prep.criteria import load_criteria
+
     ready = (data_dir / "train.parquet").exists() and (data_dir / "val.parquet").exists()
-    if ready and (pool_size == 0 or (data_dir / "pool" / "pool.parquet").exists()):
+    digest, pool = load_criteria(criteria).digest, data_dir / "pool"
+    if ready and not (data_dir / "README.md").exists():  # not a generated benchmark card
+        _check_unchanged(data_dir)
+        if pool_size == 0 or (pool / "pool.parquet").exists():
+            return data_dir
+    stale = ready and (_written(data_dir).get("criteria_digest") != digest
+                       or pool.exists() and _written(pool).get("criteria_digest") != digest)
+    if stale:  # an earlier pool is written again with the rest, at its size
+        pool_size = max(pool_size, int(_written(pool).get("rows_written") or 0))
+    if ready and not stale and (pool_size == 0 or (data_dir / "pool" / "pool.parquet").exists()):
         return data_dir
     from data_prep.benchmark import (BenchmarkConfig, check_no_leakage, generate_benchmark, rows_for_criteria,
                                      write_card)
-    from data_prep.criteria import load_criteria
     from data_prep.writer import write_splits
 
+    if stale:
+        print(f"{data_dir} was written with another version of criteria '{criteria}'; writing it again",
+              flush=True)
     print(f"generating the offline benchmark into {data_dir} ...", flush=True)
     cfg = BenchmarkConfig(seed=seed, lang=lang, criteria=criteria, pool_size=pool_size)
     splits = generate_benchmark(cfg)
@@ -113,6 +133,33 @@ def ensure_benchmark(data_dir: Path, lang: str = "en", seed: int = 0, criteria: 
         raise RuntimeError(f"{summary['rows_rejected']} generated rows were rejected; see {data_dir / 'rejected.jsonl'}")
     write_card(data_dir, splits, cfg)
     return data_dir
+
+
+def _check_unchanged(data_dir: Path) -> None:
+    """A data folder whose criteria file holds something else now than when the data was written
+    is a StaleDataError (the reward would refuse its rows mid-run)."""
+    from data_prep.criteria import CriteriaError, load_criteria
+
+    summary = _written(data_dir)
+    written, ref = summary.get("criteria_digest"), summary.get("criteria")
+    if not written or not isinstance(ref, str):
+        return  # written before data carried a digest: nothing to compare
+    try:
+        now = load_criteria(ref).digest
+    except CriteriaError as exc:
+        raise StaleDataError(f"{data_dir}: written with criteria {ref!r}, which cannot be read now: {exc}") from None
+    if now != written:
+        raise StaleDataError(f"{data_dir}: written with criteria {ref!r} (digest {written}), which now has "
+                             f"digest {now}; write the data again with that criteria, or restore the file")
+
+
+def _written(data_dir: Path) -> dict:
+    """A data folder's summary.json ({} when it has none that can be read)."""
+    try:
+        summary = json.loads((data_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def subset_parquet(src: Path, dst: Path, rows: int) -> Path:
@@ -361,7 +408,11 @@ def main(argv: list[str] | None = None) -> int:
     # A recipe that names its criteria for the reward reads the variant the data is written with.
     criteria_override = ([f"reward.custom_reward_function.reward_kwargs.criteria={criteria}"]
                          if explicit and criteria != recipe_crit else [])
-    data_dir = ensure_benchmark(Path(args.data_dir or default_data_dir(criteria)).resolve(), criteria=criteria)
+    try:
+        data_dir = ensure_benchmark(Path(args.data_dir or default_data_dir(criteria)).resolve(), criteria=criteria)
+    except StaleDataError as exc:
+        print(f"--data-dir {exc}", file=sys.stderr)
+        return 2
     val_file = subset_parquet(data_dir / "val.parquet", out / "val_subset.parquet", scale["val_rows"])
     # A dry run prints the command without building a model it does not need.
     model = (model_path(model_name) if args.dry_run else resolve_model(model_name)).resolve()

@@ -107,9 +107,8 @@ def serve(model: str, input_path: str | os.PathLike, out: str | os.PathLike, *, 
     if out.resolve() == input_path.resolve():
         raise ValueError(f"--out {out} is the input file; the input is never written")
     source = open_input(input_path)
-    crit_ref = criteria or DEFAULT_CRITERIA
-    builder = RecordBuilder(load_criteria(crit_ref), lang=lang, limits=limits, require_label=False,
-                            criteria_ref=str(crit_ref))
+    crit = load_criteria(criteria or DEFAULT_CRITERIA)
+    builder = RecordBuilder(crit, lang=lang, limits=limits, require_label=False)
     if scorer is None:
         from model_zoo import resolve_model
 
@@ -161,7 +160,7 @@ def serve(model: str, input_path: str | os.PathLike, out: str | os.PathLike, *, 
         bar.close()
     seconds = time.perf_counter() - start
     summary = {
-        "model": scorer.model_path, "input": str(input_path), "out": str(out), "criteria": str(crit_ref),
+        "model": scorer.model_path, "input": str(input_path), "out": str(out), **crit.identity,
         "lang": lang, "device": scorer.device, "batch_size": scorer.batch_size,
         "rows_in": rows_in, "rows_scored": scored, "rows_rejected": sum(rejects.values()),
         "rejected_by_reason": dict(sorted(rejects.items())),

@@ -36,7 +36,10 @@ names to a list of accepted verdicts (a single string is allowed) or null. Its
 entries override the gold derived from the label (``Criteria.gold_steps``);
 null or [] makes a step unverifiable; steps it omits keep the label's gold.
 ``extra_info["lang"]`` is not needed: both verdict markers ("Verdict:" and
-"结论:", either colon, any case) are always accepted. Bad data (a ground truth
+"结论:", either colon, any case) are always accepted. ``extra_info["criteria_digest"]``
+(written by ``data_prep``, optional) is the content hash of the criteria the prompt was
+written with: when the criteria file now holds something else, the reward raises
+``CriteriaChangedError`` (a ValueError) saying so. Bad data (a ground truth
 that is not a label, an extra_info or criteria of another type, unknown steps or
 verdicts in step_gold, a step_gold nested too deeply) raises ValueError; model
 output never raises.
@@ -105,7 +108,7 @@ Every call returns the same keys (verl requires it), scalars or strings:
                   manager's job.
 """
 
-from reward.parser import Parsed, ResponseParser, get_parser, parse_label
+from reward.parser import CriteriaChangedError, Parsed, ResponseParser, get_parser, parse_label
 from reward.scoring import (
     NO_PRED,
     RESULT_KEYS,
@@ -121,7 +124,7 @@ from reward.scoring import (
 )
 
 __all__ = [
-    "NO_PRED", "RESULT_KEYS", "UNVERIFIABLE", "VARIANTS", "Parsed", "ResponseParser",
+    "NO_PRED", "RESULT_KEYS", "UNVERIFIABLE", "VARIANTS", "CriteriaChangedError", "Parsed", "ResponseParser",
     "RewardConfig", "compute_score", "compute_score_format_penalty",
     "compute_score_ordinal", "compute_score_outcome", "get_parser", "make_config",
     "parse_label", "score_response",

@@ -92,7 +92,7 @@ class ResponseParser:
         steps = criteria.steps if self.stepwise else ()
         self.step_tags = tuple(s.tag for s in steps)
         self.step_names = tuple(s.name for s in steps)
-        self.reasoning_tag = None if self.stepwise else (criteria.reasoning_tag or "think")
+        self.reasoning_tag = None if self.stepwise else criteria.reasoning_tag
         self._verdict_maps = tuple({v.lower(): v for v in s.verdicts} for s in steps)
         self._verdict_exact = tuple({v: v for v in s.verdicts} for s in steps)
         self._fast_steps = tuple(zip(self._verdict_exact, self._verdict_maps, self.step_names))
@@ -246,25 +246,61 @@ class ResponseParser:
                       sum(1 for s in steps if s[0] >= 0))
 
 
-_PARSERS: dict[object, ResponseParser] = {}
+_PARSERS: dict[object, ResponseParser] = {}  # the name, path or object as given -> parser
+_BY_DIGEST: dict[str, ResponseParser] = {}  # one parser per criteria content
 _LOCK = threading.Lock()
 
 
-def get_parser(criteria: str | Criteria | None = None) -> ResponseParser:
-    """The cached parser for a criteria name, path or object.
+class CriteriaChangedError(ValueError):
+    """A data row was written with another version of its criteria than the one on disk."""
 
-    Cached by the name or path as given: a criteria file edited during a run is
-    not re-read (reward workers are long-lived; re-reading per call would cost
-    more than the parsing).
-    """
-    # A Criteria holds dicts, so it is not hashable: key it by identity (the
-    # cached parser keeps it alive, so the id is not reused).
-    key = ("object", id(criteria)) if isinstance(criteria, Criteria) else str(criteria or "default")
-    parser = _PARSERS.get(key)
+
+def _parser_of(crit: Criteria) -> ResponseParser:
+    parser = _BY_DIGEST.get(crit.digest) if crit.digest else None
     if parser is None:
-        with _LOCK:  # reward managers call from a thread pool
-            parser = _PARSERS.get(key)
-            if parser is None:
-                parser = ResponseParser(load_criteria(criteria))
-                _PARSERS[key] = parser
+        parser = ResponseParser(crit)
+        if crit.digest:
+            _BY_DIGEST[crit.digest] = parser
     return parser
+
+
+def get_parser(criteria: str | Criteria | None = None) -> ResponseParser:
+    """The parser of a criteria name, path or object as it is now: an edited file is re-read
+    (the loader checks its stamps), so rewards follow prompts. One parser per content."""
+    if isinstance(criteria, Criteria):
+        # A Criteria holds dicts, so it is not hashable: key it by identity (the cached
+        # parser keeps it alive, so the id is not reused).
+        key: object = ("object", id(criteria))
+        parser = _PARSERS.get(key)
+        if parser is None:
+            with _LOCK:  # reward managers call from a thread pool
+                parser = _PARSERS.setdefault(key, _parser_of(criteria))
+        return parser
+    crit = load_criteria(criteria)
+    key = str(criteria or "default")
+    parser = _PARSERS.get(key)
+    if parser is None or parser.criteria.digest != crit.digest:
+        with _LOCK:
+            parser = _PARSERS[key] = _parser_of(crit)
+    return parser
+
+
+def parser_for_row(criteria: str | None, digest: str, cached: ResponseParser | None = None) -> ResponseParser:
+    """The parser of the criteria a data row was written with, checked by the row's
+    ``criteria_digest``: the cached one if it matches, else the file as it is now, else the
+    parser of that content if this process has read it before; else a CriteriaChangedError
+    that says what to do."""
+    if cached is not None and cached.criteria.digest == digest:
+        return cached
+    parser = get_parser(criteria)
+    if parser.criteria.digest == digest:
+        return parser
+    earlier = _BY_DIGEST.get(digest)
+    if earlier is not None:  # the file changed after these prompts were written in this process
+        return earlier
+    crit = load_criteria(criteria)
+    raise CriteriaChangedError(
+        f"criteria '{crit.ref}' has changed since the data was written: the rows carry criteria_digest "
+        f"{digest}, the file ({crit.source}) now has {crit.digest} (version {crit.version}); "
+        "write the data again with this criteria (python -m data_prep ...), or restore the file "
+        "the data was written with")

@@ -15,7 +15,7 @@ import numpy as np
 from data_prep.criteria import CriteriaError
 
 from reward.contracts import CORRECT, NO_PRED, UNKNOWN, WRONG
-from reward.parser import _PARSERS, ResponseParser, get_parser
+from reward.parser import _PARSERS, ResponseParser, get_parser, parser_for_row
 
 VARIANTS = ("outcome", "ordinal", "format_penalty")
 CONFIG_KEYS = ("variant", "ordinal_lambda", "format_penalty", "criteria")
@@ -231,6 +231,11 @@ def score_response(
             criteria = _criteria_name(criteria, "extra_info['criteria']")
         criteria = criteria or "default"
     parser = _PARSERS.get(criteria) or get_parser(criteria)
+    # Rows the project writes carry their criteria's digest: a criteria edited since then
+    # is caught here (one string compare per call when nothing changed).
+    digest = info.get("criteria_digest")
+    if digest and digest != parser.criteria.digest:
+        parser = parser_for_row(criteria, str(digest), parser)
     label = ground_truth if type(ground_truth) is int and ground_truth in parser.label_values \
         else parse_ground_truth(ground_truth, parser)
     step_gold = info.get("step_gold")

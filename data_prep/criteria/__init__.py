@@ -5,14 +5,20 @@ This module is the single definition of the step structure. The prompt renderer
 read steps from a `Criteria` object, never from their own lists of names.
 
 A criteria file is named either by a built-in name (``default``, ``free_form``)
-or by a path to a YAML file.
+or by a path to a YAML file. A loaded criteria knows its identity: ``ref`` (the built-in
+name, or the resolved path of another file), ``version`` and ``digest`` (a hash of its
+content, bases included). Data rows carry all three, so the reward can tell when the file it
+reads is not the one the prompts were written with.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import itertools
+import json
+import os
 import re
 import reprlib
 import string
@@ -26,6 +32,7 @@ BUILTIN_DIR = Path(__file__).parent
 DEFAULT_CRITERIA = "default"
 FORMATS = ("stepwise", "free_form")
 TRACE_STYLES = ("full", "terse")  # the warm-up traces' wording (data_prep.traces)
+DEFAULT_REASONING_TAG = "think"  # a free-form criteria's reasoning block, when it names none
 LANGS = ("en", "zh")
 _TAG_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -100,6 +107,7 @@ class Criteria:
     source: str = ""
     version: int = 1
     trace_style: str = "full"  # the warm-up traces' wording: full | terse (data_prep.traces)
+    digest: str = ""  # content_digest of the mapping it was parsed from (bases included)
     _step_index: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     # -- lookups -------------------------------------------------------------
@@ -111,6 +119,22 @@ class Criteria:
     @functools.cached_property
     def step_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.steps)
+
+    @property
+    def ref(self) -> str:
+        """How data rows name this criteria: the built-in name for a built-in file, else the
+        resolved path (never a path relative to one process's working directory)."""
+        if not self.source:
+            return self.name
+        path = Path(self.source)
+        if path.parent == BUILTIN_DIR.resolve() and path.suffix == ".yaml":
+            return path.stem
+        return str(path.resolve())
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """What a data row and a summary record about the criteria it was written with."""
+        return {"criteria": self.ref, "criteria_version": self.version, "criteria_digest": self.digest}
 
     @property
     def num_steps(self) -> int:
@@ -334,7 +358,7 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
         raise CriteriaError(f"{where}: a 'stepwise' criteria needs at least one step")
     if fmt == "free_form" and steps:
         raise CriteriaError(f"{where}: a 'free_form' criteria must not define steps")
-    reasoning_tag = raw.get("reasoning_tag")
+    reasoning_tag = raw.get("reasoning_tag", DEFAULT_REASONING_TAG if fmt == "free_form" else None)
     if reasoning_tag is not None:
         if not isinstance(reasoning_tag, str):
             raise CriteriaError(f"{where}: field 'reasoning_tag' must be str, "
@@ -396,7 +420,7 @@ def parse_criteria(raw: Any, source: str = "<dict>") -> Criteria:
         reasoning_tag=reasoning_tag,
         answer_title=str(answer.get("title", "Answer")),
         answer_title_zh=str(answer.get("title_zh", "结论")),
-        source=source, version=version, trace_style=trace_style,
+        source=source, version=version, trace_style=trace_style, digest=content_digest(raw),
         _step_index={s.name: i for i, s in enumerate(steps)},
     )
     _check_verdicts_read_back(criteria, where)
@@ -475,9 +499,41 @@ def resolve_criteria_path(name_or_path: str | Path) -> Path:
     raise CriteriaError(f"criteria {text!r}: no such file and not a built-in name (built-in: {names})")
 
 
-@functools.lru_cache(maxsize=32)
-def _load_cached(path: str, mtime: float) -> Criteria:
-    return parse_criteria(_with_base(_read_yaml(path), path), source=path)
+def content_digest(raw: Any) -> str:
+    """A short hash of a criteria mapping's content: key order, YAML layout and comments aside."""
+    def canonical(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): canonical(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [canonical(v) for v in value]
+        return value
+    text = json.dumps(canonical(raw), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # gone: re-reading says so in a CriteriaError
+    return st.st_mtime_ns, st.st_size
+
+
+# Loaded criteria by resolved path, with the stamps of the files read: a file is re-read when
+# it, or a base it extends, changes on disk (the reward's parsers are keyed on the digest).
+_BY_PATH: dict[str, tuple[tuple[tuple[Path, tuple[int, int] | None], ...], Criteria]] = {}
+
+
+def _load_path(path: Path) -> Criteria:
+    key = str(path)
+    hit = _BY_PATH.get(key)
+    if hit is not None and all(_stamp(p) == stamp for p, stamp in hit[0]):
+        return hit[1]
+    read = [(path, _stamp(path))]  # stamped before reading: a write in between is seen next time
+    raw = _with_base(_read_yaml(path), key, read=read)
+    crit = parse_criteria(raw, source=key)
+    _BY_PATH[key] = (tuple(read), crit)
+    return crit
 
 
 def _read_yaml(path: str | Path) -> Any:
@@ -496,7 +552,7 @@ def _read_yaml(path: str | Path) -> Any:
     return raw
 
 
-def _with_base(raw: Any, path: str, seen: tuple[Path, ...] = ()) -> Any:
+def _with_base(raw: Any, path: str, seen: tuple[Path, ...] = (), read: list | None = None) -> Any:
     """``raw`` over the criteria it names in ``extends``: a prompt variant restates only what differs.
 
     Top-level keys replace the base's whole (a variant's ``prompt`` replaces every language's
@@ -512,16 +568,27 @@ def _with_base(raw: Any, path: str, seen: tuple[Path, ...] = ()) -> Any:
     if base_path in chain:
         raise CriteriaError(f"{path}: field 'extends' makes a cycle: {' -> '.join(p.name for p in chain)} "
                             f"-> {base_path.name}")
+    if read is not None:
+        read.append((base_path, _stamp(base_path)))
     base = _read_yaml(base_path)  # an error names the base file, the one to mend
-    return {**_with_base(base, str(base_path), chain), **{k: v for k, v in raw.items() if k != "extends"}}
+    return {**_with_base(base, str(base_path), chain, read), **{k: v for k, v in raw.items() if k != "extends"}}
 
 
 def load_criteria(name_or_path: str | Path | Criteria | None = None) -> Criteria:
     """Load (and cache) a criteria config by built-in name or path."""
     if isinstance(name_or_path, Criteria):
         return name_or_path
-    path = resolve_criteria_path(name_or_path or DEFAULT_CRITERIA)
-    return _load_cached(str(path.resolve()), path.stat().st_mtime)
+    text = os.fspath(name_or_path or DEFAULT_CRITERIA)
+    # A relative path means another file in another working directory.
+    key = (text, "" if os.path.isabs(text) or text in _BUILTIN_NAMES else os.getcwd())
+    path = _RESOLVED.get(key)
+    if path is None:
+        path = _RESOLVED[key] = resolve_criteria_path(text).resolve()
+    return _load_path(path)
+
+
+_RESOLVED: dict[tuple[str, str], Path] = {}  # (name or path, working directory) -> resolved path
+_BUILTIN_NAMES = frozenset(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
 
 
 def builtin_criteria() -> list[str]:
