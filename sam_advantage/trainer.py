@@ -14,7 +14,6 @@ import logging
 
 import numpy as np
 import torch
-import transfer_queue as tq
 from verl.trainer.ppo.v1.trainer_base import register_trainer
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
@@ -24,18 +23,10 @@ from sam_advantage.config import (ESTIMATOR, TRAINER_MODE, SamSettings, loss_agg
 from sam_advantage.core import unmasks_malformed
 from sam_advantage.estimator import StepData, step_data_context
 from sam_advantage.token_spans import ranges_tensor
+from verl_backend.compat import SyncCodePaths, reward_extra_infos
 from verl_backend.patches import set_replay_buffer_poll_interval
 
 logger = logging.getLogger(__name__)
-
-
-def _reward_extra_infos(batch) -> list[dict]:
-    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"])
-    infos = []
-    for value in list(data["extra_fields"]):
-        fields = getattr(value, "data", value)
-        infos.append(fields.get("reward_extra_info", {}) if isinstance(fields, dict) else {})
-    return infos
 
 
 def step_data_from_infos(infos: list[dict], unmask_malformed: bool = False,
@@ -79,23 +70,12 @@ def reward_quality_metrics(infos: list[dict]) -> dict[str, float]:
 
 
 @register_trainer(TRAINER_MODE)
-class SamPPOTrainer(PPOTrainerSync):
-    """verl's sync trainer whose advantage step can apply SAM."""
+class SamPPOTrainer(SyncCodePaths, PPOTrainerSync):
+    """verl's sync trainer (its code paths too: SyncCodePaths) whose advantage step can apply SAM."""
 
     def __init__(self, config):
         validate_run_config(config)  # fail before any worker is built
         super().__init__(config)
-
-    # verl's trainer switches to its async code paths for any trainer mode
-    # other than "sync"; this class must behave exactly like the sync trainer,
-    # so it reports "sync" and the name "sam" only selects the class.
-    @property
-    def trainer_mode(self) -> str:
-        return "sync"
-
-    @trainer_mode.setter
-    def trainer_mode(self, value: str) -> None:
-        pass
 
     def _build_replay_buffer(self):
         buffer = super()._build_replay_buffer()
@@ -103,7 +83,7 @@ class SamPPOTrainer(PPOTrainerSync):
         return buffer
 
     def _compute_advantage(self, batch, metrics: dict):
-        infos = _reward_extra_infos(batch)
+        infos = reward_extra_infos(batch)
         metrics.update(reward_quality_metrics(infos))
         if self.config.algorithm.adv_estimator != ESTIMATOR:
             return super()._compute_advantage(batch, metrics)

@@ -23,7 +23,8 @@ rest below has no public hook, so it is patched here, for verl 0.9.1 only
   unless a config names that rollout.
 
 Patches are applied to the consumer modules right after verl imports them
-(``_import_hooks.when_imported``), so importing the plugin stays cheap.
+(``_import_hooks.when_imported``), so importing the plugin stays cheap. What the project only
+reads of verl internals is in ``compat.py``, whose checks cover these patches' targets too.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import os
 import sys
 from types import ModuleType
 
-from verl_backend import PLATFORM_NAME, ROLLOUT_NAME, patches
+from verl_backend import PLATFORM_NAME, ROLLOUT_NAME, compat, patches
 from verl_backend._import_hooks import when_imported
 
 logger = logging.getLogger("verl_backend")
@@ -34,7 +34,7 @@ def _register_cpu_platform() -> None:
     platform_manager.PlatformRegistry.register(platform=PLATFORM_NAME)(CPUPlatform)
     if platform_manager.PlatformRegistry.get(PLATFORM_NAME) is not CPUPlatform:
         raise RuntimeError("the CPU platform did not register")
-    current = platform_manager._current_platform
+    current = compat.resolved_platform(platform_manager)
     if current is not None and not isinstance(current, CPUPlatform):
         raise RuntimeError(
             f"verl resolved its platform ({type(current).__name__}) before verl_backend loaded; "
@@ -62,7 +62,7 @@ def _load_hf_replica():
 def _register_hf_replica(replica_module: ModuleType) -> None:
     registry = replica_module.RolloutReplicaRegistry
     registry.register(ROLLOUT_NAME, _load_hf_replica)
-    if registry._registry.get(ROLLOUT_NAME) is not _load_hf_replica:
+    if compat.registered_replica(registry, ROLLOUT_NAME) is not _load_hf_replica:
         raise RuntimeError(f"the {ROLLOUT_NAME!r} rollout replica did not register")
 
 
