@@ -180,8 +180,9 @@ def run_criteria(scale: dict, recipe_criteria: str) -> str:
     return scale.get("criteria", {}).get(recipe_criteria, recipe_criteria)
 
 
-def build_command(args, machine: str, model: Path, data_dir: Path, val_file: Path, out: Path,
+def run_overrides(args, machine: str, model: Path, data_dir: Path, val_file: Path, out: Path,
                   backend_overrides: list[str], scale: dict, criteria_override: list[str] = ()) -> list[str]:
+    """The Hydra overrides of a run over its recipe, in the order they apply (the user's last)."""
     preset = PRESETS[machine]
     steps = args.steps or scale["steps"]
     overrides = [
@@ -200,8 +201,12 @@ def build_command(args, machine: str, model: Path, data_dir: Path, val_file: Pat
         *backend_overrides,
         *args.overrides,
     ]
+    return overrides
+
+
+def main_ppo_command(config_name: str, overrides: list[str]) -> list[str]:
     return [sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(RECIPES),
-            "--config-name", args.config, *overrides]
+            "--config-name", config_name, *overrides]
 
 
 def compose_recipe(config_name: str, overrides: list[str]):
@@ -417,12 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     # A dry run prints the command without building a model it does not need.
     model = (model_path(model_name) if args.dry_run else resolve_model(model_name)).resolve()
     env_add, backend_ovr = backend_launch(machine, n_gpus=args.n_gpus)
-    cmd = build_command(args, machine, model, data_dir, val_file, out, backend_ovr, scale, criteria_override)
+    overrides = run_overrides(args, machine, model, data_dir, val_file, out, backend_ovr, scale, criteria_override)
     try:
-        cfg = check_config(args.config, cmd[cmd.index("--config-name") + 2:])
+        cfg = check_config(args.config, overrides)
     except CONFIG_ERRORS as exc:
         return config_error(exc)
-    cmd += train_prompt_limit(cfg)
+    cmd = main_ppo_command(args.config, overrides + train_prompt_limit(cfg))
     val_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in _as_list(cfg.data.val_files))
 
     # The same command again in the same folder resumes from the last complete checkpoint
