@@ -171,24 +171,17 @@ def shuffled_copy(src: Path, dst: Path, seed: int) -> Path:
     return dst
 
 
-def _recipe_value(key: str):
-    import yaml
+def compose_sft(overrides: list[str] = ()):
+    """The SFT recipe composed by Hydra with ``overrides``, as verl's SFT trainer would see it."""
+    from hydra import compose, initialize_config_dir
 
-    node = yaml.safe_load((RECIPES / f"{CONFIG_NAME}.yaml").read_text())
-    for part in key.split("."):
-        node = node[part]
-    return node
+    with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
+        return compose(config_name=CONFIG_NAME, overrides=list(overrides))
 
 
 def train_batch_size(model_name: str, overrides: list[str] = ()) -> int:
     """The ``data.train_batch_size`` a run of ``model_name`` with ``overrides`` uses (the last one wins)."""
-    preset = preset_for(model_name)
-    size = int(_recipe_value("data.train_batch_size"))
-    for item in [*preset["overrides"], *overrides]:
-        key, sep, value = item.lstrip("+").partition("=")
-        if sep and key == "data.train_batch_size":
-            size = int(value)
-    return size
+    return int(compose_sft([*preset_for(model_name)["overrides"], *overrides]).data.train_batch_size)
 
 
 def run_sft(model: str | Path, train_file: Path, out: Path, steps: int | None = None, machine: str = "auto",
