@@ -852,6 +852,25 @@ def size_problem(cfg: BenchmarkConfig, available: int | None = None) -> str | No
     return None
 
 
+def build_benchmark(cfg: BenchmarkConfig, out: str | Path, jsonl: bool = False) -> tuple[dict, dict, Path, float]:
+    """Generate the benchmark of ``cfg`` (leak-checked) and write it into ``out``: the parquet
+    splits in ``cfg.criteria``'s prompts, the card and, with ``jsonl``, the raw rows.
+
+    Returns (splits, the writer's summary, the card's path, generation seconds). Generated rows
+    are valid by construction, so a rejected one is a bug (RuntimeError).
+    """
+    crit = load_criteria(cfg.criteria)
+    start = time.perf_counter()
+    splits = generate_benchmark(cfg)  # also runs check_no_leakage
+    seconds = time.perf_counter() - start
+    summary = write_splits(rows_for_criteria(splits, crit), out, criteria=cfg.criteria, lang=cfg.lang)
+    if summary.get("rows_rejected"):
+        raise RuntimeError(f"{summary['rows_rejected']} generated rows were rejected; see {Path(out) / 'rejected.jsonl'}")
+    if jsonl:
+        write_jsonl(splits, out)
+    return splits, summary, write_card(out, splits, cfg, seconds=seconds), seconds
+
+
 def run_benchmark_cli(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     problem = size_problem(cfg)
@@ -859,14 +878,7 @@ def run_benchmark_cli(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        crit = load_criteria(cfg.criteria)
-        start = time.perf_counter()
-        splits = generate_benchmark(cfg)  # also runs check_no_leakage
-        seconds = time.perf_counter() - start
-        summary = write_splits(rows_for_criteria(splits, crit), args.out, criteria=cfg.criteria, lang=cfg.lang)
-        if args.jsonl:
-            write_jsonl(splits, args.out)
-        card = write_card(args.out, splits, cfg, seconds=seconds)
+        splits, summary, card, seconds = build_benchmark(cfg, args.out, jsonl=args.jsonl)
     except MemoryError:
         print(f"error: out of memory while generating {sum(cfg.sizes().values()) + cfg.pool_size} rows; "
               "ask for fewer rows", file=sys.stderr)

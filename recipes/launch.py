@@ -116,22 +116,13 @@ def ensure_benchmark(data_dir: Path, lang: str = "en", seed: int = 0, criteria: 
         pool_size = max(pool_size, int(_written(pool).get("rows_written") or 0))
     if ready and not stale and (pool_size == 0 or (data_dir / "pool" / "pool.parquet").exists()):
         return data_dir
-    from data_prep.benchmark import (BenchmarkConfig, check_no_leakage, generate_benchmark, rows_for_criteria,
-                                     write_card)
-    from data_prep.writer import write_splits
+    from data_prep.benchmark import BenchmarkConfig, build_benchmark
 
     if stale:
         print(f"{data_dir} was written with another version of criteria '{criteria}'; writing it again",
               flush=True)
     print(f"generating the offline benchmark into {data_dir} ...", flush=True)
-    cfg = BenchmarkConfig(seed=seed, lang=lang, criteria=criteria, pool_size=pool_size)
-    splits = generate_benchmark(cfg)
-    check_no_leakage(splits)
-    summary = write_splits(rows_for_criteria(splits, load_criteria(criteria)), data_dir, criteria=criteria,
-                           lang=lang)
-    if summary.get("rows_rejected"):  # generated rows are valid by construction: a rejection is a bug
-        raise RuntimeError(f"{summary['rows_rejected']} generated rows were rejected; see {data_dir / 'rejected.jsonl'}")
-    write_card(data_dir, splits, cfg)
+    build_benchmark(BenchmarkConfig(seed=seed, lang=lang, criteria=criteria, pool_size=pool_size), data_dir)
     return data_dir
 
 

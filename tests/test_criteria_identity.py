@@ -143,3 +143,16 @@ def test_launcher_refuses_data_whose_criteria_changed_and_never_rewrites_it(tmp_
     with pytest.raises(StaleDataError, match=r"which now has digest \w+; write the data again"):
         ensure_benchmark(out, criteria="compact")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_launcher_writes_a_stale_cached_benchmark_again(tmp_path):
+    from data_prep.benchmark import BenchmarkConfig, build_benchmark
+    from recipes.launch import ensure_benchmark
+
+    out = tmp_path / "bench"  # a small benchmark of the default criteria where compact is asked for
+    build_benchmark(BenchmarkConfig(train_size=20, val_size=5, test_random_size=5, test_longtail_size=10,
+                                    sft_size=0, rank_queries=0, progress=False), out)
+    assert ensure_benchmark(out, criteria="compact") == out
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["criteria"] == "compact" and summary["criteria_digest"] == load_criteria("compact").digest
+    assert pq.ParquetFile(out / "train.parquet").metadata.num_rows == BenchmarkConfig().train_size
