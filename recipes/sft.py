@@ -61,26 +61,6 @@ def preset_for(model_name: str) -> dict:
     """The settings of a model_zoo backbone by name; a folder or other model gets the recipe's."""
     return PRESETS.get(str(model_name), PRESETS["default"])
 
-# What verl's SFT trainer needs on a machine without a GPU (with the project's cpu platform):
-CPU_OVERRIDES = [
-    "trainer.device=cpu",
-    # FSDP1 needs a GPU; FSDP2 runs over gloo (the process group: verl_backend.patches).
-    "engine.strategy=fsdp2",
-    # No flash-attn: SDPA on padded batches.
-    "+model.override_config.attn_implementation=sdpa",
-    "model.use_remove_padding=false",
-    # torch.compile of the entropy helper would need a C++ toolchain; it is not used by SFT.
-    "engine.use_torch_compile=false",
-    # bf16 autocast is slower than fp32 on most CPUs; keep the master weights' fp32.
-    "+engine.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}",
-    # Each dataloader worker is another process on a machine with few cores.
-    "data.num_workers=0",
-]
-
-GPU_OVERRIDES_NO_FLASH_ATTN = [
-    "+model.override_config.attn_implementation=sdpa",
-    "model.use_remove_padding=false",
-]
 
 
 def build_label_only(train_parquet: Path, dst: Path) -> Path:
@@ -101,14 +81,6 @@ def build_label_only(train_parquet: Path, dst: Path) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table({"messages": messages, "extra_info": extra}), dst)
     return dst
-
-
-def machine_overrides(machine: str) -> list[str]:
-    if machine == "cpu":
-        return list(CPU_OVERRIDES)
-    import importlib.util
-
-    return [] if importlib.util.find_spec("flash_attn") is not None else list(GPU_OVERRIDES_NO_FLASH_ATTN)
 
 
 def build_command(model: Path, train_file: Path, out: Path, steps: int | None, preset_overrides: list[str],
@@ -194,7 +166,7 @@ def run_sft(model: str | Path, train_file: Path, out: Path, steps: int | None = 
     epochs. Returns the summary; its ``exit_code`` is the trainer's (0: trained and merged).
     """
     from model_zoo import resolve_model
-    from verl_backend.overrides import backend_env, detect_machine
+    from verl_backend.overrides import backend_env, detect_machine, sft_backend_overrides
 
     machine = detect_machine() if machine == "auto" else machine
     machine = "gpu" if machine == "vllm" else machine
@@ -225,7 +197,7 @@ def run_sft(model: str | Path, train_file: Path, out: Path, steps: int | None = 
         epoch_overrides = [f"trainer.total_epochs={max(1, -(-steps // max(1, per_epoch)))}"]
     cmd = build_command(model_path, train_file, out, steps,
                         [*preset["overrides"], *seed_overrides, *epoch_overrides],
-                        machine_overrides(machine), list(overrides), experiment=experiment)
+                        sft_backend_overrides(machine), list(overrides), experiment=experiment)
 
     metrics_log = fresh_metrics_log(out)
     env = {**os.environ, **env_add, "VERL_FILE_LOGGER_PATH": str(metrics_log), "HF_HUB_OFFLINE": "1"}

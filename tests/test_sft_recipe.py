@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from recipes.sft import CONFIG_NAME, RECIPES, build_label_only, machine_overrides
+from recipes.sft import CONFIG_NAME, RECIPES, build_label_only
+from verl_backend.overrides import sft_backend_overrides
 
 STEPS = 5
 
@@ -23,7 +24,7 @@ def test_recipe_composes_verl_sft_config():
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
-        cfg = compose(config_name=CONFIG_NAME, overrides=machine_overrides("cpu"))
+        cfg = compose(config_name=CONFIG_NAME, overrides=sft_backend_overrides("cpu"))
     assert cfg.data.messages_key == "messages" and cfg.data.max_length == 1536
     assert cfg.trainer.logger == ["console", "file"]
     assert cfg.engine.strategy == "fsdp2" and cfg.trainer.device == "cpu"

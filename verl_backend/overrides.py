@@ -5,7 +5,8 @@
 * ``cpu``:  no GPU: the ``hf`` rollout on the ``cpu`` platform (``VERL_PLATFORM=cpu``).
 
 ``backend_env`` gives the environment (it must be set before verl is imported,
-also in the launching process); ``backend_overrides`` the Hydra overrides.
+also in the launching process); ``backend_overrides`` the Hydra overrides of ``main_ppo``,
+``sft_backend_overrides`` those of verl's SFT trainer.
 """
 
 from __future__ import annotations
@@ -136,6 +137,37 @@ def backend_overrides(machine: Machine, n_gpus: int = 1) -> list[str]:
         # Through Ray's runtime env too: workers of a Ray started elsewhere do not inherit our environment.
         *(f"+ray_kwargs.ray_init.runtime_env.env_vars.{k}={_hydra_str(v)}" for k, v in backend_env("cpu").items()),
     ]
+
+
+# What verl's SFT trainer (``verl.trainer.sft_trainer``) needs on a machine without a GPU, with
+# the project's cpu platform:
+SFT_CPU_OVERRIDES = [
+    "trainer.device=cpu",
+    # FSDP1 needs a GPU; FSDP2 runs over gloo (the process group: verl_backend.patches).
+    "engine.strategy=fsdp2",
+    # No flash-attn: SDPA on padded batches.
+    "+model.override_config.attn_implementation=sdpa",
+    "model.use_remove_padding=false",
+    # torch.compile of the entropy helper would need a C++ toolchain; it is not used by SFT.
+    "engine.use_torch_compile=false",
+    # bf16 autocast is slower than fp32 on most CPUs; keep the master weights' fp32.
+    "+engine.mixed_precision={param_dtype:fp32,reduce_dtype:fp32,buffer_dtype:fp32}",
+    # Each dataloader worker is another process on a machine with few cores.
+    "data.num_workers=0",
+]
+
+SFT_GPU_OVERRIDES_NO_FLASH_ATTN = [
+    "+model.override_config.attn_implementation=sdpa",
+    "model.use_remove_padding=false",
+]
+
+
+def sft_backend_overrides(machine: Machine) -> list[str]:
+    """Hydra overrides for verl's SFT trainer on ``machine`` (PPO's are ``backend_overrides``)."""
+    _check(machine, 1)
+    if machine == "cpu":
+        return list(SFT_CPU_OVERRIDES)
+    return [] if importlib.util.find_spec("flash_attn") is not None else list(SFT_GPU_OVERRIDES_NO_FLASH_ATTN)
 
 
 def backend_launch(machine: Machine | None = None, n_gpus: int = 1) -> tuple[dict[str, str], list[str]]:
