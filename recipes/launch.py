@@ -105,20 +105,22 @@ def ensure_benchmark(data_dir: Path, lang: str = "en", seed: int = 0, criteria: 
     from data_prep.criteria import load_criteria
 
     ready = (data_dir / "train.parquet").exists() and (data_dir / "val.parquet").exists()
-    digest, pool = load_criteria(criteria).digest, data_dir / "pool"
+    pool = data_dir / "pool"
+    pool_ready = pool_size == 0 or (pool / "pool.parquet").exists()
     if ready and not (data_dir / "README.md").exists():  # not a generated benchmark card
         _check_unchanged(data_dir)
-        if pool_size == 0 or (pool / "pool.parquet").exists():
+        if pool_ready:
             return data_dir
+    digest = load_criteria(criteria).digest
+    pool_summary = _written(pool) if pool.exists() else None
     stale = ready and (_written(data_dir).get("criteria_digest") != digest
-                       or pool.exists() and _written(pool).get("criteria_digest") != digest)
-    if stale:  # an earlier pool is written again with the rest, at its size
-        pool_size = max(pool_size, int(_written(pool).get("rows_written") or 0))
-    if ready and not stale and (pool_size == 0 or (data_dir / "pool" / "pool.parquet").exists()):
+                       or pool_summary is not None and pool_summary.get("criteria_digest") != digest)
+    if ready and not stale and pool_ready:
         return data_dir
     from data_prep.benchmark import BenchmarkConfig, build_benchmark
 
-    if stale:
+    if stale:  # an earlier pool is written again with the rest, at its size
+        pool_size = max(pool_size, int((pool_summary or {}).get("rows_written") or 0))
         print(f"{data_dir} was written with another version of criteria '{criteria}'; writing it again",
               flush=True)
     print(f"generating the offline benchmark into {data_dir} ...", flush=True)

@@ -143,17 +143,11 @@ def shuffled_copy(src: Path, dst: Path, seed: int) -> Path:
     return dst
 
 
-def compose_sft(overrides: list[str] = ()):
-    """The SFT recipe composed by Hydra with ``overrides``, as verl's SFT trainer would see it."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
-        return compose(config_name=CONFIG_NAME, overrides=list(overrides))
-
-
 def train_batch_size(model_name: str, overrides: list[str] = ()) -> int:
     """The ``data.train_batch_size`` a run of ``model_name`` with ``overrides`` uses (the last one wins)."""
-    return int(compose_sft([*preset_for(model_name)["overrides"], *overrides]).data.train_batch_size)
+    from recipes.launch import compose_recipe  # the RL and SFT recipes compose the same way
+
+    return int(compose_recipe(CONFIG_NAME, [*preset_for(model_name)["overrides"], *overrides]).data.train_batch_size)
 
 
 def run_sft(model: str | Path, train_file: Path, out: Path, steps: int | None = None, machine: str = "auto",
