@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--group-probe", type=int, default=0, metavar="K", help="responses per pair (0: no probe)")
     ap.add_argument("--probe-pairs", type=int, default=64)
     ap.add_argument("--temperature", type=float, default=1.0, help="the group probe's sampling temperature")
+    ap.add_argument("--teacher", default="", help="the warm-up teacher's mistakes, e.g. "
+                    "'sibling=unrelated:0.6' (data_prep.teacher; default: none)")
     ap.add_argument("--out", default=None, help="default: runs/sweep/<settings>")
     args = ap.parse_args(argv)
     try:
@@ -87,12 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     if any(not 0 < s < args.steps for s in checkpoints):
         ap.error(f"--checkpoints must lie between 1 and --steps - 1 ({args.steps - 1})")
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    from data_prep.teacher import TeacherErrors
+    try:
+        TeacherErrors.parse(args.teacher)
+    except ValueError as e:
+        ap.error(str(e))
 
     from evaluation import evaluate, load_generator
     from model_zoo.warmup import build_tiny_sft
     from recipes.launch import default_data_dir, ensure_benchmark
 
     name = f"{args.base}-{Path(args.criteria).stem}-{args.steps}x8-{args.traces}-lr{args.lr:g}"
+    if args.teacher:
+        name += "-teacher-" + args.teacher.replace("=", "-").replace(":", "-").replace(",", "+")
     out = Path(args.out or REPO / "runs" / "sweep" / name)
 
     def save_checkpoint(step, model, tokenizer):
@@ -102,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     final = build_tiny_sft(out / "model", steps=args.steps, num_traces=args.traces, batch_size=8, lr=args.lr,
-                           criteria=args.criteria, base=args.base, threads=args.threads, on_step=save_checkpoint)
+                           criteria=args.criteria, base=args.base, threads=args.threads, on_step=save_checkpoint,
+                           teacher=args.teacher)
     result = {"settings": vars(args), "build_s": round(time.perf_counter() - start, 1), "points": {}}
     print(f"{name}: built in {result['build_s']} s (a cached build takes ~0 s)", flush=True)
     data = ensure_benchmark(default_data_dir(args.criteria), criteria=args.criteria)

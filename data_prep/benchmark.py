@@ -47,6 +47,9 @@ LONGTAIL_SPLITS = ("test_longtail", *(s for s, held_out in RANK_SPLITS.items() i
 SCHEMA = load_criteria(DEFAULT_CRITERIA)
 LABELS = tuple(sorted(SCHEMA.label_values, reverse=True))
 STEP_QUERY, STEP_SUBJECT, STEP_NEED, STEP_CONSTRAINTS = SCHEMA.step_names
+# How a row is constructed (its `case` field); `_SplitGenerator._case` picks one per label.
+CASES = ("exact_match", "constraint_violated", "other_intent", "passing_mention", "sibling",
+         "keyword_collision", "unrelated")
 
 # Note intents that clearly do NOT serve a query intent. Pairs that partly
 # overlap (review vs comparison, recommendation vs inspiration, purchase vs

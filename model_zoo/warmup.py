@@ -115,14 +115,16 @@ def supervised_warmup(model_dir: str | os.PathLike, messages_list: Sequence[Sequ
 
 def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 1200, num_traces: int = 512, seed: int = 0,
                    batch_size: int = 4, lr: float = 6e-3, criteria: str = "default", base: str = "tiny",
-                   threads: int = 1, on_step=None) -> Path:
+                   threads: int = 1, on_step=None, teacher: str = "") -> Path:
     """Build (or reuse) a model_zoo model (``base``) warmed up on the benchmark's English traces.
 
     ``criteria`` picks the prompt and trace format: ``default`` (criteria-guided
     steps), ``free_form`` (the free-form reasoning ablation's warm-up), or a
     variant such as ``compact``. ``on_step`` goes to `supervised_warmup` (it is not called
-    when the build is reused from the cache).
+    when the build is reused from the cache). ``teacher`` is a `data_prep.teacher.TeacherErrors`
+    spec: the mistakes of the teacher whose traces the warm-up imitates ("" for none).
     """
+    from data_prep.teacher import TeacherErrors
     from model_zoo import resolve_model
 
     base_dir = resolve_model(base)
@@ -130,6 +132,9 @@ def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 1200, num_traces: in
             "seed": seed, "batch_size": batch_size, "lr": lr, "base": str(base_dir.name)}
     if criteria != "default":  # keeps the spec (and so the cached build) of the default model unchanged
         spec["criteria"] = criteria
+    errors = TeacherErrors.parse(teacher, seed=seed)
+    if errors:  # likewise: a build by the annotating teacher keeps its spec
+        spec["teacher"] = errors.spec
 
     def build(tmp: Path) -> dict:
         from data_prep.benchmark import BenchmarkConfig, generate_benchmark
@@ -139,10 +144,11 @@ def build_tiny_sft(out_dir: str | os.PathLike, steps: int = 1200, num_traces: in
                               test_longtail_size=5, sft_size=num_traces)
         from data_prep.traces import build_trace
 
-        rows = [r for r in generate_benchmark(cfg)["train"] if r.get("reasoning")]
+        rows = [errors.view(r) for r in generate_benchmark(cfg)["train"] if r.get("reasoning")]
         conversations = [
             render_prompt(r["query"], r["title"], r["content"], r["tags"], criteria=criteria)
-            + [{"role": "assistant", "content": r["reasoning"] if criteria == "default" else build_trace(r, criteria)}]
+            + [{"role": "assistant", "content": r["reasoning"] if criteria == "default" and "teacher_mistake" not in r
+                                         else build_trace(r, criteria)}]
             for r in rows]
         return supervised_warmup(base_dir, conversations, tmp, steps=steps, batch_size=batch_size, lr=lr,
                                  seed=seed, threads=threads, on_step=on_step)
