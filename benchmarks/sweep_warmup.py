@@ -4,13 +4,14 @@
                                       [--criteria compact] [--threads 2] [--pairs 300]
                                       [--splits test_random,test_longtail]
                                       [--checkpoints 1000,2000] [--group-probe 8 --probe-pairs 64]
-                                      [--out DIR]
+                                      [--teacher sibling=unrelated:0.6] [--out DIR]
 
 Builds ``--base`` (a model_zoo name) warmed up on ``--traces`` benchmark traces of ``--criteria``
 for ``--steps`` steps of 8 (model_zoo.warmup, plain torch), then evaluates it on the first
 ``--pairs`` pairs of each of ``--splits`` of that criteria's benchmark, greedy, 256 new tokens,
 batch 64. ``--checkpoints`` also saves and evaluates the model after those steps of the same run
-(one learning-rate schedule, so a checkpoint is not the same as a shorter build).
+(one learning-rate schedule, so a checkpoint is not the same as a shorter build). ``--teacher``
+gives the traces a teacher's mistakes (`data_prep.teacher`: case=verdict:share, comma separated).
 
 ``--group-probe K`` measures what GRPO would have to learn from: K responses sampled at
 ``--temperature`` (the rollout's 1.0 by default) for each of the first ``--probe-pairs``
