@@ -97,12 +97,11 @@ class BenchmarkConfig:
 # Constraint values
 # ---------------------------------------------------------------------------
 def _price_text(domain: str, amount: int, lang: str) -> str:
-    return pick(lex.DOMAINS[domain]["price"][2], lang).format(p=amount)
+    return lex.DOMAINS[domain].price.text(amount, lang)
 
 
 def _caps(domain: str, lang: str) -> tuple[int, ...]:
-    caps = lex.DOMAINS[domain]["price"]
-    return caps[1] if lang == "zh" else caps[0]
+    return lex.DOMAINS[domain].price.caps[lang]
 
 
 def _below(cap: int, rng: random.Random) -> int:
@@ -189,10 +188,10 @@ class _SplitGenerator:
         if ctype == "price":
             return {"type": ctype, "key": rng.choice(_caps(ent.domain, lang)), "domain": ent.domain}
         if ctype == "audience":
-            return {"type": ctype, "key": rng.randrange(len(dom["audiences"])), "domain": ent.domain}
+            return {"type": ctype, "key": rng.randrange(len(dom.audiences)), "domain": ent.domain}
         if ctype == "time":
             return {"type": ctype, "key": rng.randrange(len(lex.SEASONS))}
-        return {"type": ctype, "key": rng.randrange(len(dom["attributes"])), "domain": ent.domain}
+        return {"type": ctype, "key": rng.randrange(len(dom.attributes)), "domain": ent.domain}
 
     def _fact(self, q: dict, note_domain: str, mode: str) -> dict:
         """The note's value for a query constraint: mode is satisfy, violate or free."""
@@ -215,7 +214,7 @@ class _SplitGenerator:
         if mode == "satisfy":
             return {**q, "domain": note_domain}
         size = {"place": len(lex.CITIES), "time": len(lex.SEASONS),
-                "audience": len(lex.DOMAINS[note_domain]["audiences"])}[t]
+                "audience": len(lex.DOMAINS[note_domain].audiences)}[t]
         other = rng.choice([i for i in range(size) if i != q["key"]])
         return {"type": t, "key": other, "domain": note_domain, "hint": rng.random() < 0.3}
 
@@ -227,10 +226,10 @@ class _SplitGenerator:
             cap = rng.choice(_caps(domain, self.lang))
             return {"type": t, "key": _below(cap, rng) if rng.random() < 0.5 else _above(cap, rng), "domain": domain}
         if t == "audience":
-            return {"type": t, "key": rng.randrange(len(dom["audiences"])), "domain": domain}
+            return {"type": t, "key": rng.randrange(len(dom.audiences)), "domain": domain}
         if t == "time":
             return {"type": t, "key": rng.randrange(len(lex.SEASONS)), "domain": domain}
-        return {"type": t, "key": rng.randrange(len(dom["attributes"])), "yes": rng.random() < 0.5,
+        return {"type": t, "key": rng.randrange(len(dom.attributes)), "yes": rng.random() < 0.5,
                 "domain": domain}
 
     # -- one row ---------------------------------------------------------------
@@ -376,8 +375,8 @@ class _Renderer:
     def __init__(self, lang: str, rng: random.Random):
         self.lang, self.rng = lang, rng
 
-    def _p(self, pair: lex.Pair) -> str:
-        return pick(pair, self.lang)
+    def _p(self, text: lex.Text) -> str:
+        return pick(text, self.lang)
 
     def _choice(self, items):
         return self.rng.choice(items)
@@ -390,20 +389,20 @@ class _Renderer:
         if t == "price":
             return _price_text(q["domain"], q["key"], self.lang)
         if t == "audience":
-            return self._p(lex.DOMAINS[q["domain"]]["audiences"][q["key"]])
+            return self._p(lex.DOMAINS[q["domain"]].audiences[q["key"]])
         if t == "time":
             return self._p(lex.SEASONS[q["key"]])
-        return self._p(lex.DOMAINS[q["domain"]]["attributes"][q["key"]][0])
+        return self._p(lex.DOMAINS[q["domain"]].attributes[q["key"]].query)
 
     def fact_text(self, f: dict | None) -> str | None:
         if f is None:
             return None
         t = f["type"]
         if t == "attribute":
-            attr = lex.DOMAINS[f["domain"]]["attributes"][f["key"]]
-            return self._p(attr[1] if f["yes"] else attr[2])
+            attr = lex.DOMAINS[f["domain"]].attributes[f["key"]]
+            return self._p(attr.note_yes if f["yes"] else attr.note_no)
         if t == "audience":
-            return self._p(lex.DOMAINS[f["domain"]]["audiences"][f["key"]])
+            return self._p(lex.DOMAINS[f["domain"]].audiences[f["key"]])
         if t == "price":
             return _price_text(f["domain"], f["key"], self.lang)
         return self.query_value_text(f)
@@ -467,25 +466,25 @@ class _Renderer:
         def fill(key: str, **extra) -> str:
             return self._choice(tpl[key]).format(**{**fields, **extra})
 
-        def items(key: str, k: int) -> list[str]:
-            return [self._p(x) for x in rng.sample(dom[key], k)]
+        def items(texts: tuple[lex.Text, ...], k: int) -> list[str]:
+            return [self._p(x) for x in rng.sample(texts, k)]
 
         title = fill("title")
         body = [fill("intro")]
         if intent == "how-to":
             marks = ("1️⃣", "2️⃣", "3️⃣", "4️⃣") if lang == "en" else ("①", "②", "③", "④")
-            steps = items("howto", 4)
+            steps = items(dom.howto_steps, 4)
             body += [f"{marks[i]} {s[0].upper() + s[1:] if lang == 'en' else s}" for i, s in enumerate(steps[:3])]
             body.append(fill("tip", x=steps[3]))
         elif intent == "recommendation":
-            recs, reasons = items("rec", 3), [self._p(x) for x in rng.sample(lex.REASONS, 3)]
+            recs, reasons = items(dom.picks, 3), [self._p(x) for x in rng.sample(lex.REASONS, 3)]
             marks = ("①", "②", "③")
             body += [f"{marks[i]} " + fill("item", x=recs[i], y=reasons[i]) for i in range(3)]
         elif intent == "review":
-            pros, cons = items("pros", 2), items("cons", 1)
+            pros, cons = items(dom.pros, 2), items(dom.cons, 1)
             body += [fill("pros", x=pros[0], y=pros[1]), fill("cons", x=cons[0]), fill("score")]
         elif intent == "place":
-            body += [fill("where", x=self._p(self._choice(dom["shops"])), y=self._p(self._choice(lex.DIRECTIONS))),
+            body += [fill("where", x=self._p(self._choice(dom.shops)), y=self._p(self._choice(lex.DIRECTIONS))),
                      fill("hours", x=self._p(self._choice(lex.HOURS))),
                      fill("tip", x=self._p(self._choice(lex.PLACE_TIPS)))]
         elif intent == "purchase":
@@ -493,12 +492,12 @@ class _Renderer:
                      fill("price"), fill("ship", n=rng.randint(2, 6))]
         elif intent == "comparison":
             names = [fields["E"], partner]
-            for aspect in items("aspects", 2):
+            for aspect in items(dom.aspects, 2):
                 body.append(fill("aspect", x=aspect, y=self._choice(names)))
-            body.append(fill("verdict", x=self._p(self._choice(dom["aspects"])), y=self._choice(names)))
+            body.append(fill("verdict", x=self._p(self._choice(dom.aspects)), y=self._choice(names)))
         elif intent == "inspiration":
             marks = rng.sample(tpl["idea"], 3)
-            body += [m.format(x=idea) for m, idea in zip(marks, items("ideas", 3))]
+            body += [m.format(x=idea) for m, idea in zip(marks, items(dom.ideas, 3))]
             body.append(fill("outro"))
         # Facts go anywhere after the opening line.
         for f in facts:
@@ -748,7 +747,7 @@ def write_card(out_dir: str | Path, splits: Mapping[str, list[dict]], cfg: Bench
         held = [e for e in ids if e not in train_ids]
         note = ("whole domain" if dom in lex.HELDOUT_DOMAINS else
                 ", ".join(sorted(ENTITIES[e].name(cfg.lang) for e in held)) or "-")
-        lines.append(f"| {pick(spec['name'], cfg.lang)} | {len(ids)} | {len(spec['categories'])} | {note} |")
+        lines.append(f"| {pick(spec.name, cfg.lang)} | {len(ids)} | {len(spec.categories)} | {note} |")
     lines += ["", "## Long-tail split", "",
               f"test_longtail uses only the {len(ENTITIES) - len(train_ids)} held-out entities "
               f"(of {len(ENTITIES)}): whole domains {list(lex.HELDOUT_DOMAINS)}, whole categories "

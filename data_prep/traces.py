@@ -14,10 +14,15 @@ annotations: how much of the note is about the query, category match, keyword
 hits, an initial label from subject and need alone, and a label calibrated by
 the constraint rules, so the two labels differ exactly where a constraint is
 violated (initial 3, calibrated 2).
+
+The wording of every step is data, in `trace_templates.yaml` next to this module.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 from data_prep import benchmark_lexicon as lex
@@ -26,116 +31,57 @@ from data_prep.prompt import format_answer, format_response
 
 NA = "n/a"
 
-_TEXT = {
-    "en": {
-        "need": {
-            "how-to": "step-by-step instructions", "recommendation": "recommended picks",
-            "review": "a review based on real experience", "place": "where to go for it",
-            "purchase": "where and how to buy it", "comparison": "a comparison of the two",
-            "inspiration": "ideas and inspiration",
-        },
-        "kind": {
-            "how-to": "a step-by-step guide", "recommendation": "a list of recommended picks",
-            "review": "a personal review", "place": "a guide to a place", "purchase": "a buying and deals post",
-            "comparison": "a side-by-side comparison", "inspiration": "a post of ideas and inspiration",
-        },
-        "ctype": {"place": "place", "price": "price", "audience": "audience", "time": "time",
-                  "attribute": "attribute"},
-        "query": "The query \"{query}\" is about {subject} ({domain}). The user wants {need}.",
-        "compare": " It compares {subject} with {other}.",
-        "constraints": " Explicit constraints: {items}.",
-        "no_constraints": " There are no explicit constraints.",
-        "c_item": "{ctype} = {value}",
-        "at_most": "at most {v}",
-        "exact": "The note is about {subject} itself, the same subject as the query.",
-        "passing": "The note mentions {subject}, the query's subject, but its main topic is {note_subject}.",
-        "sibling": "The note is about {note_subject}, not {subject}. Both are {category} in {domain}, "
-                   "so the subject is related but not the same.",
-        "collision": "The note is about {note_subject} ({note_domain}). It only shares the word "
-                     "\"{keyword}\" with {subject} ({domain}); they are different things.",
-        "unrelated": "The note is about {note_subject} ({note_domain}), which has nothing to do with "
-                     "{subject} ({domain}).",
-        "met": "The note is {kind} about {subject}, which serves what the query wants: {need}.",
-        "unmet_intent": "The note is {kind}, but the query wants {need}, so the need is not met.",
-        "unmet_passing": "The note only mentions {subject} in passing; it does not give {need}.",
-        "need_na": "The note is not about the query's subject, so the need is not assessed.",
-        "c_none": "The query has no explicit constraint.",
-        "c_check": "{ctype}: the query asks for {value}; the note says {note_value}, {verdict}.",
-        "c_price": "price: the query asks for at most {value}; the note says {note_value}, {verdict}.",
-        "c_ok": "satisfied", "c_bad": "violated",
-        "c_na": "An earlier step already failed, so the constraints are not checked.",
-    },
-    "zh": {
-        "need": {
-            "how-to": "具体的操作步骤", "recommendation": "推荐的选择", "review": "真实的使用评价",
-            "place": "去哪里的信息", "purchase": "购买渠道和价格", "comparison": "两者的对比",
-            "inspiration": "灵感和创意",
-        },
-        "kind": {
-            "how-to": "步骤教程", "recommendation": "推荐清单", "review": "个人测评", "place": "地点攻略",
-            "purchase": "购买攻略", "comparison": "横向对比", "inspiration": "灵感合集",
-        },
-        "ctype": {"place": "地点", "price": "价格", "audience": "人群", "time": "时间", "attribute": "属性"},
-        "query": "查询“{query}”的主体是{subject}（{domain}），用户想要{need}。",
-        "compare": "查询把{subject}和{other}做比较。",
-        "constraints": "显式限定：{items}。",
-        "no_constraints": "没有显式限定。",
-        "c_item": "{ctype}={value}",
-        "at_most": "不超过{v}",
-        "exact": "笔记讲的就是{subject}本身，与查询主体一致。",
-        "passing": "笔记提到了查询主体{subject}，但主要讲的是{note_subject}。",
-        "sibling": "笔记讲的是{note_subject}，不是{subject}。两者同属{domain}的{category}，主体相关但不相同。",
-        "collision": "笔记讲的是{note_subject}（{note_domain}），只是和{subject}（{domain}）共用了“{keyword}”"
-                     "这个词，两者完全不是一回事。",
-        "unrelated": "笔记讲的是{note_subject}（{note_domain}），与{subject}（{domain}）无关。",
-        "met": "笔记是关于{subject}的{kind}，正好提供了查询想要的{need}。",
-        "unmet_intent": "笔记是{kind}，而查询想要的是{need}，需求没有满足。",
-        "unmet_passing": "笔记只是顺带提到{subject}，没有提供{need}。",
-        "need_na": "笔记主体与查询不一致，不评估需求。",
-        "c_none": "查询没有显式限定。",
-        "c_check": "{ctype}：查询要求{value}，笔记写的是{note_value}，{verdict}。",
-        "c_price": "价格：查询要求不超过{value}，笔记写的是{note_value}，{verdict}。",
-        "c_ok": "满足", "c_bad": "不满足",
-        "c_na": "前面的步骤已不满足，不再检查限定条件。",
-    },
-}
+TEMPLATES_FILE = Path(__file__).with_name("trace_templates.yaml")
+# The templates each language of a style must define; the nested ones map a name to a template.
+_FULL_KEYS = ("need", "kind", "ctype", "query", "compare", "constraints", "no_constraints", "c_item", "at_most",
+              "exact", "passing", "sibling", "collision", "unrelated", "met", "unmet_intent", "unmet_passing",
+              "need_na", "c_none", "c_check", "c_price", "c_ok", "c_bad", "c_na")
+_PAPER_KEYS = ("coverage", "category", "hit", "miss", "initial", "calibrated_same", "calibrated_down")
 
 
-_PAPER_TEXT = {
-    "en": {
-        "coverage": {"most": "Nearly all of the note is about what the query asks.",
-                     "part": "The note is about the query's subject, but for another need.",
-                     "mention": "The query's subject only comes up in passing.",
-                     "none": "The note is about something other than the query's subject."},
-        "category": "The query's subject is {category} in {domain}; the note's subject is {note_category} "
-                    "in {note_domain}.",
-        "hit": "The query's words (\"{word}\") appear in the note.",
-        "miss": "The query's words (\"{word}\") do not appear in the note.",
-        "initial": "From the subject and the need alone the level is {level}.",
-        "calibrated_same": "The business rules do not change the level: it stays {level}.",
-        "calibrated_down": "A condition of the query is broken, so the level drops from {initial} to {level}.",
-    },
-    "zh": {
-        "coverage": {"most": "笔记几乎全部在讲查询所问的内容。", "part": "笔记讲的是查询主体，但对应别的需求。",
-                     "mention": "笔记只是顺带提到查询主体。", "none": "笔记讲的不是查询主体。"},
-        "category": "查询主体属于{domain}的{category}；笔记主体属于{note_domain}的{note_category}。",
-        "hit": "查询的关键词（“{word}”）出现在笔记中。",
-        "miss": "查询的关键词（“{word}”）没有出现在笔记中。",
-        "initial": "只看主体和需求，等级为 {level}。",
-        "calibrated_same": "业务规则不改变等级：仍为 {level}。",
-        "calibrated_down": "查询的条件没有满足，等级从 {initial} 降为 {level}。",
-    },
-}
+@dataclass(frozen=True)
+class TraceTemplates:
+    full: Mapping[str, Mapping[str, Any]]  # lang -> template name -> text (or name -> text)
+    terse: Mapping[str, Mapping[str, Any]]  # lang -> the templates that replace full's; no entry: no terse style
+    paper: Mapping[str, Mapping[str, Any]]  # lang -> the paper criteria's own steps
+
+
 _COVERAGE = {"exact_match": "most", "constraint_violated": "most", "other_intent": "part",
              "passing_mention": "mention"}  # any other case: "none"
 # The initial label: what subject and need alone give, before the constraint rules.
 _INITIAL = {"unrelated": -1, "related": 0, "unmet": 1, "met": 3}
+_NESTED_KEYS = {"need": lex.INTENTS, "kind": lex.INTENTS, "ctype": lex.CONSTRAINT_TYPES,
+                "coverage": (*dict.fromkeys(_COVERAGE.values()), "none")}
+
+
+def _read_language(f: lex.DataFile, node: Any, field: str, required: tuple, optional: tuple = ()) -> dict:
+    out = {}
+    for key, value in f.mapping(node, field, required, optional).items():
+        where = f"{field}.{key}"
+        if key in _NESTED_KEYS:
+            nested = f.mapping(value, where, _NESTED_KEYS[key])
+            out[key] = {k: f.string(v, f"{where}.{k}") for k, v in nested.items()}
+        else:  # a terse style leaves skipped steps empty
+            out[key] = f.string(value, where, allow_empty=True)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def load_trace_templates(path: str | Path = TEMPLATES_FILE) -> TraceTemplates:
+    """The trace wording, read once per file; a malformed file raises `lex.DataFileError`."""
+    f = lex.DataFile(path)
+    top = f.mapping(f.data, "", ("full", "terse", "paper"))
+    return TraceTemplates(
+        full=f.table(top["full"], "full", lex.LANGS, lambda n, fl: _read_language(f, n, fl, _FULL_KEYS)),
+        terse={lang: _read_language(f, n, f"terse.{lang}", (), _FULL_KEYS)
+               for lang, n in f.mapping(top["terse"], "terse", (), lex.LANGS).items()},
+        paper=f.table(top["paper"], "paper", lex.LANGS, lambda n, fl: _read_language(f, n, fl, _PAPER_KEYS)))
 
 
 def _paper_step_texts(row: Mapping[str, Any], lang: str,
                       texts: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
     """(text, verdict) for the paper criteria's own steps, from the same annotations."""
-    t = _PAPER_TEXT[lang]
+    t = load_trace_templates().paper[lang]
     gold, label = row["step_gold"], int(row["label"])
     coverage = _COVERAGE.get(row.get("case"), "none")
     names = dict(category=lex.category_name(row["category"], lang), domain=lex.domain_name(row["domain"], lang),
@@ -160,38 +106,13 @@ def _paper_step_texts(row: Mapping[str, Any], lang: str,
     }
 
 
-# The terse style keeps what each step finds (the subjects, the need, each constraint's values)
-# and drops the restated query and the boilerplate of skipped steps: a response of ~1/3 the
-# tokens, for models small enough that generation length sets the cost (the CPU miniature).
-_TERSE = {
-    "en": {
-        "query": "Subject: {subject}. Wants: {need}.",
-        "compare": " Versus {other}.",
-        "constraints": " Constraints: {items}.",
-        "no_constraints": " No constraints.",
-        "c_item": "{ctype} {value}",
-        "exact": "Note: {subject}.",
-        "passing": "Note: {note_subject}; {subject} in passing.",
-        "sibling": "Note: {note_subject}, a sibling.",
-        "collision": "Note: {note_subject}; only \"{keyword}\" is shared.",
-        "unrelated": "Note: {note_subject}.",
-        "met": "Note gives {need}.",
-        "unmet_intent": "Note is {kind}.",
-        "unmet_passing": "Only a passing mention.",
-        "need_na": "",
-        "c_none": "",
-        "c_check": "{ctype} {value}: note {note_value}, {verdict}.",
-        "c_price": "price at most {value}: note {note_value}, {verdict}.",
-        "c_na": "",
-    },
-}
-
 def _templates(lang: str, style: str) -> Mapping[str, Any]:
+    templates = load_trace_templates()
     if style == "full":
-        return _TEXT[lang]
-    if lang not in _TERSE:
-        raise ValueError(f"the {style!r} trace style has no {lang!r} templates (has {sorted(_TERSE)})")
-    return {**_TEXT[lang], **_TERSE[lang]}
+        return templates.full[lang]
+    if lang not in templates.terse:
+        raise ValueError(f"the {style!r} trace style has no {lang!r} templates (has {sorted(templates.terse)})")
+    return {**templates.full[lang], **templates.terse[lang]}
 
 
 def _step_texts(row: Mapping[str, Any], lang: str, style: str = "full") -> dict[str, tuple[str, str]]:
