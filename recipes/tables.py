@@ -32,12 +32,15 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
+
+from evaluation.report import PREDICTIONS_FILE
 
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
@@ -393,55 +396,70 @@ COMPARISONS = (("grpo_sam", "grpo"), ("grpo", "sft_reasoning"), ("grpo_sam", "sf
                ("grpo_sam", "classifier"), ("student", "grpo_sam"))
 
 
-def pair_correctness(matrix: Matrix, model: str, split: str) -> dict[str, float]:
-    """Pair id -> mean correctness over the model's evaluated seeds (empty if none)."""
-    per_seed = []
-    for stage in matrix.stages.values():
-        preds = matrix.work / "eval" / stage.key / split / "predictions.jsonl"
-        if stage.model == model and preds.exists():
-            per_seed.append({r["id"]: float(r["correct"]) for r in map(json.loads, preds.open())})
-    if not per_seed:
-        return {}
-    common = set.intersection(*(set(s) for s in per_seed))
-    return {pid: sum(s[pid] for s in per_seed) / len(per_seed) for pid in common}
+def seed_evaluations(matrix: Matrix, model: str, split: str) -> dict[int, Path]:
+    """Seed -> evaluation folder of the model's evaluated stages on the split."""
+    folders = {stage.seed: matrix.work / "eval" / stage.key / split for stage in matrix.stages.values()
+               if stage.model == model}
+    return {seed: f for seed, f in sorted(folders.items()) if (f / PREDICTIONS_FILE).exists()}
 
 
 def interval_rows(matrix: Matrix) -> list[dict]:
-    """Paired bootstrap 95% intervals of accuracy differences (evaluation.stats), per split.
-
-    Seeds are averaged per pair first, so the interval is over the evaluation pairs: it says
-    how sure the difference is on this pair distribution, not how it varies between seeds.
-    """
-    from evaluation.stats import paired_mean_difference
+    """Paired 95% intervals of A - B per split (evaluation.compare): accuracy and step accuracy,
+    over the pairs (seeds averaged per pair) and over the seeds (t interval, seed i with seed i;
+    a single-seed B, e.g. the warm-up, with every seed of A)."""
+    from evaluation.compare import compare, load_predictions
 
     names = {model: entries[0][1] for model, entries in TABLE_ENTRIES.items()}
     rows = []
     for a, b in COMPARISONS:
         for split in SPLITS:
-            ca, cb = pair_correctness(matrix, a, split), pair_correctness(matrix, b, split)
-            ids = sorted(set(ca) & set(cb))
-            if not ids:
+            fa, fb = seed_evaluations(matrix, a, split), seed_evaluations(matrix, b, split)
+            if len(fb) > 1:  # pair seed with seed; a seed only one side has is left out
+                fa, fb = ({s: f for s, f in side.items() if s in fa and s in fb} for side in (fa, fb))
+            if not fa or not fb:
                 continue
-            ci = paired_mean_difference([ca[i] for i in ids], [cb[i] for i in ids])
-            acc_b = sum(cb[i] for i in ids) / len(ids)
-            rows.append({"a": names[a], "b": names[b], "split": split, "pairs": len(ids),
-                         "diff": ci.diff, "low": ci.low, "high": ci.high, "excludes_zero": ci.excludes_zero,
-                         "ratio": (acc_b + ci.diff) / acc_b if acc_b else None})
+            try:
+                result = compare([load_predictions(f) for f in fa.values()],
+                                 [load_predictions(f) for f in fb.values()])
+            except ValueError as exc:  # no shared pair: the row is left out, and says why
+                print(f"interval {a} - {b} on {split} left out: {exc}", file=sys.stderr)
+                continue
+            acc, step = result["metrics"]["accuracy"], result["metrics"]["step_accuracy"]
+            diff, low, high = acc["over_pairs"]
+            acc_b = statistics.fmean(acc["b"])
+            rows.append({"a": names[a], "b": names[b], "split": split, "pairs": result["pairs"],
+                         "seeds": [len(fa), len(fb)], "diff": diff, "low": low, "high": high,
+                         "excludes_zero": low > 0 or high < 0, "over_seeds": acc["over_seeds"],
+                         "ratio": (acc_b + diff) / acc_b if acc_b else None,
+                         "step_accuracy": {"over_pairs": step["over_pairs"], "over_seeds": step["over_seeds"]}})
     return rows
 
 
+def _points(triple: list[float] | None) -> str:
+    if triple is None:
+        return "-"
+    d, lo, hi = (100 * x for x in triple)
+    return f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+
+
 def intervals_markdown(rows: list[dict]) -> str:
-    lines = ["## Paired differences (accuracy, 95% bootstrap interval over the same pairs)", "",
-             "| A | B | split | pairs | A - B (points) | 95% interval | excludes 0 | A / B |",
-             "|---|---|---|---:|---:|---|---|---:|"]
+    lines = ["## Paired differences (A - B in points, 95% intervals)", "",
+             "| A | B | split | pairs | seeds A/B | accuracy, over pairs | excludes 0 | accuracy, over seeds "
+             "| step accuracy, over pairs | step accuracy, over seeds | A / B |",
+             "|---|---|---|---:|---:|---|---|---|---|---|---:|"]
     for r in rows:
         ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "-"
-        lines.append(f"| {r['a']} | {r['b']} | {r['split']} | {r['pairs']} | {100 * r['diff']:+.1f} | "
-                     f"[{100 * r['low']:+.1f}, {100 * r['high']:+.1f}] | {'yes' if r['excludes_zero'] else 'no'} "
+        step = r["step_accuracy"]
+        lines.append(f"| {r['a']} | {r['b']} | {r['split']} | {r['pairs']} | {r['seeds'][0]}/{r['seeds'][1]} | "
+                     f"{_points([r['diff'], r['low'], r['high']])} | {'yes' if r['excludes_zero'] else 'no'} | "
+                     f"{_points(r['over_seeds'])} | {_points(step['over_pairs'])} | {_points(step['over_seeds'])} "
                      f"| {ratio} |")
-    lines += ["", "Seeds are averaged per pair before resampling (10,000 resamples of the pairs), so an "
-              "interval measures the evaluation pairs' noise, not the seed-to-seed spread: read it "
-              "with the ± (std over seeds) of the tables."]
+    lines += ["", "*Over pairs*: seeds are averaged per pair, then the pairs are resampled (10,000 paired "
+              "bootstrap resamples): the evaluation pairs' noise for these trained models. *Over seeds*: a "
+              "Student t interval over the per-seed differences (seed i of A with seed i of B; a single B "
+              "with every A): whether the method wins when retrained, wide with three seeds. Step accuracy "
+              "is correct / verifiable steps over all pairs. `python -m evaluation.compare` prints the same "
+              "for any two sets of evaluation folders."]
     return "\n".join(lines) + "\n"
 
 

@@ -97,8 +97,9 @@ def test_cpu_preset_runs_main_rows_on_every_seed_and_ablations_on_one(cpu_matrix
 def _predictions(work: Path, key: str, split: str, correct: list[int]) -> None:
     folder = work / "eval" / key / split
     folder.mkdir(parents=True)
-    (folder / "predictions.jsonl").write_text(
-        "".join(json.dumps({"id": f"p{i}", "correct": bool(c)}) + "\n" for i, c in enumerate(correct)))
+    (folder / "predictions.jsonl").write_text("".join(
+        json.dumps({"id": f"p{i}", "correct": bool(c), "num_correct": 1 + c, "num_verifiable": 2}) + "\n"
+        for i, c in enumerate(correct)))
 
 
 def test_intervals_average_seeds_per_pair_then_resample_pairs(tmp_path):
@@ -120,7 +121,14 @@ def test_intervals_average_seeds_per_pair_then_resample_pairs(tmp_path):
     se = per_pair.std(ddof=1) / np.sqrt(400)  # the bootstrap interval is close to the normal one by hand
     assert row["high"] - row["low"] == pytest.approx(2 * 1.96 * se, rel=0.1)
     assert row["excludes_zero"] == (row["low"] > 0 or row["high"] < 0)
-    assert "| GRPO (outcome reward) | SFT reasoning (warm-up) | test_random | 400 |" in intervals_markdown([row])
+    # over seeds: the single warm-up is paired with each GRPO seed; t(1 df) = 12.706
+    per_seed = [np.mean(s0) - np.mean(warm), np.mean(s1) - np.mean(warm)]
+    half = 12.706 * np.std(per_seed, ddof=1) / np.sqrt(2)
+    assert row["seeds"] == [2, 1]
+    assert row["over_seeds"] == pytest.approx([np.mean(per_seed), np.mean(per_seed) - half, np.mean(per_seed) + half])
+    # step accuracy (1 + correct of 2 steps per pair): half the accuracy difference
+    assert row["step_accuracy"]["over_pairs"][0] == pytest.approx(per_pair.mean() / 2)
+    assert "| GRPO (outcome reward) | SFT reasoning (warm-up) | test_random | 400 | 2/1 |" in intervals_markdown([row])
 
 
 def test_evaluation_stops_at_the_rollouts_stop_tokens():
