@@ -2,7 +2,8 @@
 
     python -m evaluation.compare --a runs/sam-s1/eval runs/sam-s2/eval --b runs/grpo-s1/eval runs/grpo-s2/eval
 
-Each folder is one ``python -m evaluation`` report (its ``predictions.jsonl``), one per seed.
+Each folder is one ``python -m evaluation`` report (its ``predictions.jsonl``, or that file
+itself), one per seed.
 Two metrics, both read per pair: accuracy (the final label is correct) and step accuracy
 (correct / verifiable steps, summed over pairs as in ``metrics.step_accuracy``, so the figure
 equals the report's). Two intervals, which answer different questions:
@@ -49,10 +50,14 @@ class PairScores:
 
 
 def load_predictions(folder: str | Path) -> PairScores:
-    """Read a report's predictions.jsonl; a missing file or field raises ValueError naming it."""
-    path = Path(folder) / PREDICTIONS_FILE
+    """Read a report's predictions (its folder, or the JSONL file itself); a missing file or
+    field raises ValueError naming it."""
+    path = Path(folder)
     if not path.is_file():
-        raise ValueError(f"{path}: no such file; pass folders written by `python -m evaluation --out DIR`")
+        path = path / PREDICTIONS_FILE
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file; pass folders written by `python -m evaluation --out DIR` "
+                         "or their predictions.jsonl")
     correct, sc, sv = {}, {}, {}
     with path.open(encoding="utf-8") as fh:
         for line_no, line in enumerate(fh, 1):

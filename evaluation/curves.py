@@ -114,7 +114,8 @@ BAND_PANELS = (
     ("mean training reward", ("critic/score/mean",)),
     ("SAM masked fraction, A > 0", ("sam/masked_frac_pos",)),
     ("SAM masked fraction, A < 0", ("sam/masked_frac_neg",)),
-    ("step accuracy (train)", ("sam/step_acc",)),
+    # the reward's batch step accuracy: logged under GRPO and SAM alike, so the methods compare
+    ("step accuracy (train, sampled)", ("relevance/step_acc", "sam/step_acc")),
     ("policy entropy", ("actor/entropy", "actor/entropy_loss")),
 )
 

@@ -187,3 +187,8 @@ def test_seed_bands_are_mean_min_max_per_step_and_plot(tmp_path):
     assert seed_bands(logs, ("no/such/*",)) == []
     drawn = plot_seed_bands({"grpo": logs}, tmp_path / "curves.png")
     assert drawn == ["validation accuracy"] and (tmp_path / "curves.png").stat().st_size > 0
+    # step accuracy: the reward's key, which GRPO logs too, comes before SAM's own
+    both = tmp_path / "both.jsonl"
+    both.write_text(json.dumps({"step": 1, "data": {"sam/step_acc": 0.9, "relevance/step_acc": 0.5}}) + "\n")
+    assert seed_bands([both], ("relevance/step_acc", "sam/step_acc")) == [(1, 0.5, 0.5, 0.5)]
+    assert "step accuracy (train, sampled)" in plot_seed_bands({"grpo": [both]}, tmp_path / "c2.png")

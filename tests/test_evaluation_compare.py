@@ -89,6 +89,10 @@ def test_cli_prints_the_table_and_writes_json(tmp_path, capsys):
     assert text.startswith("SAM - GRPO on 300 shared pairs (2 vs 2 evaluations)")
     assert "| accuracy |" in text and "| step accuracy |" in text
     assert json.loads(out.read_text())["a"] == [str(f) for f in a]
+    # the predictions files themselves are read as their folders are
+    assert main(["--a", *(str(f / "predictions.jsonl") for f in a), "--b", *map(str, b), "--name-a", "SAM",
+                 "--name-b", "GRPO", "--resamples", "500"]) == 0
+    assert capsys.readouterr().out == text
 
 
 @pytest.mark.parametrize("case", ["missing_file", "missing_field", "bad_json", "counts", "disjoint"])
