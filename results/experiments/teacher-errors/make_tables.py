@@ -100,6 +100,31 @@ def by_case() -> None:
     write(HERE / "by_case.md", "\n".join(lines))
 
 
+def training_blocks() -> None:
+    """Means of the sampled responses' metrics over blocks of 10 steps, and median timings, per run."""
+    keys = (("relevance/acc", "sampled acc"), ("relevance/step_acc", "step acc"),
+            ("relevance/format_error_rate", "format errors"), ("sam/masked_frac_pos", "SAM masked, A > 0"),
+            ("sam/masked_frac_neg", "SAM masked, A < 0"))
+    lines = ["# Training, in blocks of 10 steps (means over the steps of each block, percent)", "",
+             "| run | steps | " + " | ".join(k[1] for k in keys) + " |", "|---|---|" + "---:|" * len(keys)]
+    timing = ["", "| run | median step s | generation s | update s | response tokens |",
+              "|---|---:|---:|---:|---:|"]
+    for log in sorted((HERE / "training").glob("*-s[0-9].jsonl")):
+        recs = [json.loads(line) for line in log.open()]
+        recs = [r for r in recs if "timing_s/step" in r["data"]]  # training steps (not the step-0 validation)
+        for start in range(0, len(recs), 10):
+            block = recs[start:start + 10]
+            cells = [f"{100 * statistics.fmean(r['data'][k] for r in block):.1f}" if k in block[0]["data"] else "-"
+                     for k, _ in keys]
+            lines.append(f"| {log.stem} | {block[0]['step']}-{block[-1]['step']} | " + " | ".join(cells) + " |")
+
+        def med(key: str) -> float:
+            return statistics.median(r["data"][key] for r in recs if key in r["data"])
+        timing.append(f"| {log.stem} | {med('timing_s/step'):.1f} | {med('timing_s/gen'):.1f} | "
+                      f"{med('timing_s/update_actor'):.1f} | {med('response_length/mean'):.0f} |")
+    write(HERE / "training_blocks.md", "\n".join(lines + timing) + "\n")
+
+
 def curves() -> None:
     runs = {m: sorted((HERE / "training").glob(f"{m}-t2000-s[0-9].jsonl")) for m in ("grpo", "grpo_sam")}
     plot_seed_bands(runs, HERE / "learning_curves.png", title="RL from the teacher-error warm-up, 3 seeds")
@@ -119,5 +144,6 @@ if __name__ == "__main__":
     comparisons()
     label_shift()
     by_case()
+    training_blocks()
     curves()
-    print(f"wrote comparisons.md, comparisons.json, label_shift.md, by_case.md and the learning curves in {HERE}")
+    print(f"wrote comparisons.md, comparisons.json, label_shift.md, by_case.md, training_blocks.md and the learning curves in {HERE}")
