@@ -4,15 +4,14 @@ verl calls registered estimators with only ``token_level_rewards``,
 ``response_mask``, ``index`` and ``config``; SAM also needs each response's
 step data, which lives in the reward extras. The SAM trainer mode
 (`sam_advantage.trainer`) reads those extras and hands them over through
-`step_data_context` for exactly one estimator call.
+`step_data_context` (``verl_backend.compat.EstimatorInputs``, where that
+coupling is checked) for exactly one estimator call.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from verl.trainer.ppo.core_algos import register_adv_est
@@ -20,6 +19,7 @@ from verl.trainer.ppo.core_algos import register_adv_est
 from sam_advantage.config import ESTIMATOR, SamSettings
 from sam_advantage.core import compute_sam_advantage_and_keep, sam_step_metrics
 from sam_advantage.token_spans import step_token_counts_from_ranges
+from verl_backend.compat import EstimatorInputs
 
 
 @dataclass
@@ -53,16 +53,8 @@ def check_alignment(response_tokens: torch.Tensor | None, response_mask: torch.T
             "the reward extras and the batch were re-ordered differently")
 
 
-_local = threading.local()
-
-
-@contextlib.contextmanager
-def step_data_context(data: StepData) -> Iterator[StepData]:
-    _local.data = data
-    try:
-        yield data
-    finally:
-        _local.data = None
+_STEP_DATA = EstimatorInputs()
+step_data_context = _STEP_DATA.provide  # `with step_data_context(data):` around one estimator call
 
 
 @register_adv_est(ESTIMATOR)
@@ -73,7 +65,7 @@ def compute_sam_outcome_advantage(
     config: Any = None,
     **_: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    data: StepData | None = getattr(_local, "data", None)
+    data: StepData | None = _STEP_DATA.current()
     if data is None:
         raise RuntimeError(
             "advantage estimator 'sam' was called without step data: run it with "

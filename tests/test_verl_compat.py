@@ -51,3 +51,29 @@ def test_registered_replica_reads_the_registry_without_loading(name):
 
     loader = compat.registered_replica(replica.RolloutReplicaRegistry, name)
     assert callable(loader) and compat.registered_replica(replica.RolloutReplicaRegistry, "no-such") is None
+
+
+def test_estimator_inputs_reach_only_the_call_inside_provide():
+    import threading
+
+    channel = compat.EstimatorInputs()
+    assert channel.current() is None
+    seen_elsewhere = []
+    with channel.provide({"step": 1}) as inputs:
+        assert channel.current() is inputs
+        worker = threading.Thread(target=lambda: seen_elsewhere.append(channel.current()))
+        worker.start()
+        worker.join()
+    assert seen_elsewhere == [None]  # another thread sees nothing: a concurrent call cannot take them
+    assert channel.current() is None
+
+
+def test_a_verl_that_passes_the_batch_to_estimators_is_a_broken_coupling(monkeypatch):
+    trainer = importlib.import_module("verl.trainer.ppo.ray_trainer")
+
+    def compute_advantage(data, adv_estimator, **kw):  # a verl that calls estimators another way
+        return data
+
+    monkeypatch.setattr(trainer, "compute_advantage", compute_advantage)
+    [broken] = compat.broken_couplings()
+    assert "used by EstimatorInputs" in broken

@@ -10,10 +10,12 @@ one. Callers import from here, never from the verl internals themselves.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 WRITTEN_AGAINST = "0.9.1"
 
@@ -53,6 +55,32 @@ class SyncCodePaths:
     @trainer_mode.setter
     def trainer_mode(self, value: str) -> None:
         pass  # PPOTrainer.__init__ assigns the configured name
+
+
+class EstimatorInputs:
+    """Extra inputs for a registered advantage estimator, handed over in the caller's thread.
+
+    verl 0.9.1 calls a registered estimator (other than its own GDPO) with ``token_level_rewards``,
+    ``response_mask``, ``config`` and ``index`` only (``ray_trainer.compute_advantage``), in the
+    thread of the trainer's ``_compute_advantage``. Whatever else an estimator needs (SAM: each
+    response's step data) is set here by the trainer around that one call and read by the
+    estimator; outside the ``provide`` block there is nothing to read.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def provide(self, inputs: Any) -> Iterator[Any]:
+        self._local.inputs = inputs
+        try:
+            yield inputs
+        finally:
+            self._local.inputs = None
+
+    def current(self) -> Any:
+        """The inputs of the call in progress in this thread; None outside a ``provide`` block."""
+        return getattr(self._local, "inputs", None)
 
 
 def registered_replica(registry, name: str):
@@ -108,6 +136,13 @@ COUPLINGS: tuple[Coupling, ...] = (
              lambda: {"keys", "partition_id", "select_fields"} <= _params("transfer_queue", "kv_batch_get")
              and _source_has("verl.trainer.ppo.v1.agent_loop_tq", "",
                              'output.extra_fields["reward_extra_info"]')),
+    Coupling("registered estimators get only token_level_rewards, response_mask, config and index, "
+             "called in the trainer's thread", "EstimatorInputs",
+             lambda: _source_has("verl.trainer.ppo.ray_trainer", "compute_advantage",
+                                 '"token_level_rewards": data.batch["token_level_rewards"]',
+                                 "advantages, returns = adv_estimator_fn(**adv_kwargs)")
+             and _source_has(_TRAINER, "PPOTrainer._compute_advantage", "compute_advantage_for_multi_trajectories(")
+             and not _source_has(_TRAINER, "PPOTrainer._compute_advantage", ".remote(")),
     Coupling("ReplayBuffer polls every self.poll_interval seconds in _wait_for_next_poll",
              "patches.set_replay_buffer_poll_interval",
              lambda: _source_has("verl.trainer.ppo.v1.replay_buffer", "ReplayBuffer._wait_for_next_poll",
