@@ -36,11 +36,14 @@ def run(config: str, args, out: Path) -> dict[int, dict]:
     return steps
 
 
-def responses_per_step(machine: str) -> int:
-    from recipes.launch import PRESETS
+def responses_per_step(machine: str, model: str | None) -> int:
+    """Prompts x responses of a step, from the recipe composed with the run's presets."""
+    from recipes.launch import compose_recipe
+    from recipes.presets import machine_preset, scale_for
 
-    sizes = dict(o.split("=", 1) for o in PRESETS[machine]["overrides"] if "=" in o)
-    return int(sizes["data.train_batch_size"]) * int(sizes["actor_rollout_ref.rollout.n"])
+    preset = machine_preset(machine)
+    cfg = compose_recipe("grpo_sam", [preset.override, scale_for(machine, model or preset.model).override])
+    return int(cfg.data.train_batch_size) * int(cfg.actor_rollout_ref.rollout.n)
 
 
 def mean(steps: dict[int, dict], key: str) -> float:
@@ -63,7 +66,7 @@ def main() -> None:
     print(f"{'':<10}{'step s':>9}{'adv s':>9}{'gen s':>9}{'tokens/s (gen)':>16}")
     for config, steps in results.items():
         gen = mean(steps, "timing_s/gen")
-        tokens = mean(steps, "response_length/mean") * responses_per_step(args.machine)
+        tokens = mean(steps, "response_length/mean") * responses_per_step(args.machine, args.model)
         print(f"{config:<10}{mean(steps, 'timing_s/step'):>9.2f}{mean(steps, 'timing_s/adv'):>9.3f}"
               f"{gen:>9.2f}{tokens / gen if gen else float('nan'):>16.1f}")
     base, sam = results["grpo"], results["grpo_sam"]

@@ -5,7 +5,8 @@
                              [--dry-run] [HYDRA_OVERRIDE ...]
 
 It generates the benchmark (once, into the cache), builds or converts the model
-(once), chooses the overrides for the machine (verl_backend), checks the
+(once), chooses the machine and scale presets (config groups, ``recipes.presets``)
+and the overrides verl needs on the machine (verl_backend), checks the
 composed config, runs `python -m verl.trainer.main_ppo` with the project's
 recipe, validates at the end, and writes a summary and training curves.
 Overrides given after the options are passed to verl last, so they win.
@@ -25,67 +26,12 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from evaluation.arguments import positive_int
+from recipes.presets import Scale, machine_preset, scale_for
 from recipes.runner import (finish_metrics_log, keep_earlier, last_checkpoint, merge_checkpoint, read_metrics,
                             resume_metrics_log, resume_point, run_logged, write_command)
 
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
-
-# Per machine: the default model, and the batch layout that machine runs well.
-PRESETS = {
-    "cpu": {
-        "model": "mini-sft",
-        "overrides": [
-            "actor_rollout_ref.rollout.n=8",
-            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=8",
-            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=16",
-            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=16",
-            # no reference model on CPU: one FSDP worker less (the KL term is off)
-            "actor_rollout_ref.actor.use_kl_loss=false",
-        ],
-    },
-    "gpu": {
-        "model": "smollm2",
-        "overrides": [
-            "actor_rollout_ref.rollout.n=8",
-            "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=16",
-            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=32",
-            "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=32",
-        ],
-    },
-}
-# Per model size: steps, prompt variant, learning rate and validation that make a run show
-# something at that size. A model given by path gets its machine's default model's scale.
-SCALES = {
-    # The 270K-parameter tiny model: a pipeline check in minutes (it learns the format only).
-    "tiny-sft": {
-        "steps": 3, "val_rows": 16,
-        "overrides": ["data.train_batch_size=4", "actor_rollout_ref.actor.ppo_mini_batch_size=4",
-                      "data.max_response_length=256", "actor_rollout_ref.actor.optim.lr=1e-4",
-                      "trainer.val_before_train=false"],
-    },
-    # The CPU miniature (~1M parameters, compact prompts): validation before and after shows the
-    # rise; the settings are the sweep's (docs/results.md).
-    "mini-sft": {
-        "steps": 20, "val_rows": 200,
-        "criteria": {"default": "compact", "paper": "paper_compact"},
-        # 4 prompts x 8 responses a step, updated in 4 mini-batches of one group: four policy
-        # updates for the compute of one. At 8 prompts, one update a step and lr 5e-4, 20 steps left
-        # the training reward flat and validation fell from 25% to 15% (format errors 6% -> 27%):
-        # the lr is lower, the updates more (docs/results.md).
-        "overrides": ["data.train_batch_size=4", "actor_rollout_ref.actor.ppo_mini_batch_size=1",
-                      "data.max_prompt_length=512", "data.max_response_length=256",
-                      "actor_rollout_ref.actor.optim.lr=1e-4", "trainer.val_before_train=true"],
-    },
-    "smollm2": {
-        "steps": 20, "val_rows": 200,
-        "overrides": ["data.train_batch_size=16", "actor_rollout_ref.actor.ppo_mini_batch_size=16"],
-    },
-}
-SCALES["tiny"] = SCALES["tiny-sft"]
-SCALES["mini"] = SCALES["mini-sft"]
-PRESETS["vllm"] = PRESETS["gpu"]
-
 
 class StaleDataError(ValueError):
     """A data folder whose criteria file has changed since the data was written."""
@@ -163,22 +109,14 @@ def subset_parquet(src: Path, dst: Path, rows: int) -> Path:
     return dst
 
 
-def scale_for(machine: str, model_name: str) -> dict:
-    """The size settings of ``model_name`` (a model_zoo name or a path) on ``machine``."""
-    return SCALES.get(model_name) or SCALES[PRESETS[machine]["model"]]
-
-
-def run_criteria(scale: dict, recipe_criteria: str) -> str:
-    """The criteria the run's data is written with: the scale's prompt variant of the recipe's."""
-    return scale.get("criteria", {}).get(recipe_criteria, recipe_criteria)
-
-
 def run_overrides(args, machine: str, model: Path, data_dir: Path, val_file: Path, out: Path,
-                  backend_overrides: list[str], scale: dict, criteria_override: list[str] = ()) -> list[str]:
-    """The Hydra overrides of a run over its recipe, in the order they apply (the user's last)."""
-    preset = PRESETS[machine]
-    steps = args.steps or scale["steps"]
+                  backend_overrides: list[str], scale: Scale, criteria_override: list[str] = ()) -> list[str]:
+    """The Hydra overrides of a run over its recipe: the machine and scale presets (config groups,
+    merged first), then the run's own keys in the order they apply (the user's last)."""
+    steps = args.steps or scale.steps
     overrides = [
+        machine_preset(machine).override,
+        scale.override,
         f"data.train_files={data_dir / 'train.parquet'}",
         f"data.val_files={val_file}",
         f"actor_rollout_ref.model.path={model}",
@@ -188,8 +126,6 @@ def run_overrides(args, machine: str, model: Path, data_dir: Path, val_file: Pat
         f"trainer.experiment_name={out.name}",
         *([f"trainer.save_freq={steps}"] if args.save_hf else []),
         *([f"data.seed={args.seed}", f"actor_rollout_ref.rollout.seed={args.seed}"] if args.seed is not None else []),
-        *preset["overrides"],
-        *scale["overrides"],
         *criteria_override,
         *backend_overrides,
         *args.overrides,
@@ -393,16 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     from verl_backend.overrides import backend_launch, detect_machine
 
     machine = detect_machine() if args.machine == "auto" else args.machine
-    preset = PRESETS[machine]
     out = Path(args.out or REPO / "runs" / f"{args.config}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    model_name = args.model or preset["model"]
+    model_name = args.model or machine_preset(machine).model
     scale = scale_for(machine, model_name)
     try:
         recipe_crit, explicit = recipe_criteria(args.config, args.overrides)
     except CONFIG_ERRORS as exc:
         return config_error(exc)
-    criteria = run_criteria(scale, recipe_crit)
+    criteria = scale.criteria_for(recipe_crit)
     # A recipe that names its criteria for the reward reads the variant the data is written with.
     criteria_override = ([f"reward.custom_reward_function.reward_kwargs.criteria={criteria}"]
                          if explicit and criteria != recipe_crit else [])
@@ -411,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     except StaleDataError as exc:
         print(f"--data-dir {exc}", file=sys.stderr)
         return 2
-    val_file = subset_parquet(data_dir / "val.parquet", out / "val_subset.parquet", scale["val_rows"])
+    val_file = subset_parquet(data_dir / "val.parquet", out / "val_subset.parquet", scale.val_rows)
     # A dry run prints the command without building a model it does not need.
     model = (model_path(model_name) if args.dry_run else resolve_model(model_name)).resolve()
     env_add, backend_ovr = backend_launch(machine, n_gpus=args.n_gpus)

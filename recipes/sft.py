@@ -37,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+from recipes.presets import SFT_SCALE, group_override, sft_scale_for
 from recipes.runner import (fresh_metrics_log, last_checkpoint, merge_checkpoint, read_metrics, run_logged,
                             write_command)
 
@@ -44,23 +45,11 @@ RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
 CONFIG_NAME = "sft_warmup"
 
-# Per model size: the tiny model needs a large learning rate and small batches on CPU.
-PRESETS = {
-    "tiny": {"steps": 50, "overrides": ["data.train_batch_size=4", "data.micro_batch_size_per_gpu=4",
-                                        "optim.lr=3e-3", "optim.lr_warmup_steps_ratio=0",
-                                        "optim.weight_decay=0.01"]},
-    # The CPU miniature's ~1M-parameter backbone: the same large learning rate, batches of 8.
-    "mini": {"steps": 50, "overrides": ["data.train_batch_size=8", "data.micro_batch_size_per_gpu=8",
-                                        "optim.lr=3e-3", "optim.lr_warmup_steps_ratio=0",
-                                        "optim.weight_decay=0.01"]},
-    "default": {"steps": None, "overrides": []},
-}
-
-
-def preset_for(model_name: str) -> dict:
-    """The settings of a model_zoo backbone by name; a folder or other model gets the recipe's."""
-    return PRESETS.get(str(model_name), PRESETS["default"])
-
+def size_overrides(model_name: str) -> list[str]:
+    """The SFT preset of a model_zoo backbone (``recipes/sft_scale/<name>.yaml``: the tiny and mini
+    models need a large learning rate and small batches); none for a folder or another model."""
+    name = sft_scale_for(model_name)
+    return [group_override(SFT_SCALE, name)] if name else []
 
 
 def build_label_only(train_parquet: Path, dst: Path) -> Path:
@@ -147,7 +136,15 @@ def train_batch_size(model_name: str, overrides: list[str] = ()) -> int:
     """The ``data.train_batch_size`` a run of ``model_name`` with ``overrides`` uses (the last one wins)."""
     from recipes.launch import compose_recipe  # the RL and SFT recipes compose the same way
 
-    return int(compose_recipe(CONFIG_NAME, [*preset_for(model_name)["overrides"], *overrides]).data.train_batch_size)
+    return int(compose_recipe(CONFIG_NAME, [*size_overrides(model_name), *overrides]).data.train_batch_size)
+
+
+def default_steps(model_name: str, overrides: list[str] = ()) -> int | None:
+    """The ``trainer.total_training_steps`` of a run (its preset's, or None: the recipe's epochs)."""
+    from recipes.launch import compose_recipe
+
+    steps = compose_recipe(CONFIG_NAME, [*size_overrides(model_name), *overrides]).trainer.total_training_steps
+    return int(steps) if steps else None
 
 
 def run_sft(model: str | Path, train_file: Path, out: Path, steps: int | None = None, machine: str = "auto",
@@ -167,7 +164,6 @@ def run_sft(model: str | Path, train_file: Path, out: Path, steps: int | None = 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     model_name = str(model)
-    preset = preset_for(model_name)
     model_path = resolve_model(model_name).resolve()
     train_file = Path(train_file).resolve()
     check_sft_file(train_file)
@@ -180,7 +176,7 @@ def run_sft(model: str | Path, train_file: Path, out: Path, steps: int | None = 
     if machine == "cpu":
         threads = threads or int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
         env_add = {**backend_env("cpu"), "OMP_NUM_THREADS": str(threads)}
-    steps = steps if steps is not None else preset["steps"]
+    steps = steps if steps is not None else default_steps(model_name, list(overrides))
     epoch_overrides = []
     if steps:
         # verl's SFT trainer stops at the end of its epochs even before total_training_steps, and
@@ -190,7 +186,7 @@ def run_sft(model: str | Path, train_file: Path, out: Path, steps: int | None = 
         per_epoch = pq.ParquetFile(train_file).metadata.num_rows // train_batch_size(model_name, list(overrides))
         epoch_overrides = [f"trainer.total_epochs={max(1, -(-steps // max(1, per_epoch)))}"]
     cmd = build_command(model_path, train_file, out, steps,
-                        [*preset["overrides"], *seed_overrides, *epoch_overrides],
+                        [*size_overrides(model_name), *seed_overrides, *epoch_overrides],
                         sft_backend_overrides(machine), list(overrides), experiment=experiment)
 
     metrics_log = fresh_metrics_log(out)

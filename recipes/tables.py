@@ -76,9 +76,9 @@ class Preset:
     def criteria_of(self, family: str) -> str:
         """The criteria a prompt family is written with: the launcher's scale of the base model
         names its prompt variants (the compact prompts of the miniature), one home for both."""
-        from recipes.launch import run_criteria, scale_for
+        from recipes.presets import scale_for
 
-        return run_criteria(scale_for(self.machine, self.base_model), family)
+        return scale_for(self.machine, self.base_model).criteria_for(family)
 
 
 PRESETS = {

@@ -53,15 +53,43 @@ def test_cpu_launch_defaults_to_the_miniature_without_building_it_in_a_dry_run(t
     script = (tmp_path / "run" / "command.sh").read_text()
     assert "models/mini-sft" in script and not (tmp_path / "cache" / "models" / "mini-sft").exists()
     assert "benchmark-en-compact/train.parquet" in script  # the compact prompt variant's data
-    assert "trainer.val_before_train=true" in script and "trainer.total_training_steps=20" in script
+    assert "+machine=cpu +scale=mini" in script and "trainer.total_training_steps=20" in script
 
 
 def test_a_scale_is_chosen_by_model_name(tmp_path, monkeypatch):
+    from recipes import presets
+
     monkeypatch.setenv("GRM_CACHE", str(tmp_path / "cache"))
-    assert launch.scale_for("cpu", "tiny-sft")["steps"] == 3
-    assert launch.scale_for("cpu", "/some/folder") is launch.SCALES["mini-sft"]
-    assert launch.run_criteria(launch.SCALES["mini-sft"], "paper") == "paper_compact"
-    assert launch.run_criteria(launch.SCALES["tiny-sft"], "paper") == "paper"
+    assert presets.scale_for("cpu", "tiny-sft").steps == 3 and presets.scale_for("cpu", "tiny").name == "tiny"
+    assert presets.scale_for("cpu", "/some/folder") == presets.scale("mini")  # the machine's default model's
+    assert presets.scale_for("gpu", "/some/folder") == presets.scale("smollm2")
+    assert presets.scale("mini").criteria_for("paper") == "paper_compact"
+    assert presets.scale("tiny").criteria_for("paper") == "paper"
+    assert presets.machine_preset("vllm") == presets.machine_preset("gpu")
+    with pytest.raises(ValueError, match=r"no preset scale/huge: the choices are \['mini', 'smollm2', 'tiny'\]"):
+        presets.scale("huge")
+
+
+def test_presets_are_config_groups_that_compose_with_the_recipes():
+    """The presets are verl keys over the recipe: the machine's batch layout and the scale's sizes
+    reach the composed config, and a run's own override still wins over both."""
+    from recipes import presets
+    from recipes.launch import compose_recipe
+
+    cfg = compose_recipe("grpo_sam", ["+machine=cpu", "+scale=mini"])
+    assert cfg.actor_rollout_ref.actor.use_kl_loss is False and cfg.actor_rollout_ref.rollout.n == 8
+    assert cfg.data.train_batch_size == 4 and cfg.actor_rollout_ref.actor.ppo_mini_batch_size == 1
+    assert cfg.actor_rollout_ref.actor.optim.lr == pytest.approx(1e-4)
+    assert cfg.algorithm.adv_estimator == "sam"  # the recipe itself is untouched
+    cfg = compose_recipe("grpo_sam", ["+machine=gpu", "+scale=smollm2", "data.train_batch_size=2"])
+    assert cfg.data.train_batch_size == 2 and cfg.actor_rollout_ref.actor.use_kl_loss is True
+    for group in (presets.MACHINE, presets.SCALE):
+        for name in presets.options(group):
+            compose_recipe("grpo", [presets.group_override(group, name)])  # every option composes
+    from recipes.sft import CONFIG_NAME
+    for name in presets.options(presets.SFT_SCALE):
+        sft = compose_recipe(CONFIG_NAME, [presets.group_override(presets.SFT_SCALE, name)])
+        assert sft.trainer.total_training_steps == 50 and sft.optim.lr == pytest.approx(3e-3)
 
 
 def test_the_paper_recipe_reads_the_compact_paper_criteria_at_the_miniature_scale(tmp_path, monkeypatch):

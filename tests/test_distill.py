@@ -193,7 +193,9 @@ def test_sft_seed_permutes_the_train_file(tmp_path, capsys):
     copy = out / "data" / "distill_train.seed5.parquet"
     assert f"data.train_files={copy}" in command
     assert "trainer.seed=5" in command and "engine.seed=5" in command
-    assert command.index("data.train_batch_size=4") < command.index("data.train_batch_size=2")  # user's last
+    assert "+sft_scale=tiny" in command and "data.train_batch_size=2" in command
+    # the preset is a config group, merged before every key=value: the user's batch size wins
+    assert sft.train_batch_size("tiny", ["data.train_batch_size=2"]) == 2
     ids = [r["id"] for r in pq.read_table(copy).column("extra_info").to_pylist()]
     assert sorted(ids) == sorted(r["id"] for r in dset.labelled)
     again = sft.shuffled_copy(train, tmp_path / "again.parquet", 5)
