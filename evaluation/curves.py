@@ -155,8 +155,9 @@ def plot_seed_bands(runs: dict[str, list[str | Path]], out_png: str | Path, titl
         ax.set_title(panel, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title + " (line: mean over seeds; band: min to max)", fontsize=10)
+    if title:  # the band's legend only where some method has more than one run
+        several = any(len(logs) > 1 for logs in runs.values())
+        fig.suptitle(title + (" (line: mean over seeds; band: min to max)" if several else ""), fontsize=10)
     fig.tight_layout()
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)

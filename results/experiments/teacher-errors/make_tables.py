@@ -24,10 +24,14 @@ LABELS = ("3", "2", "1", "0", "-1")
 STEPS = ("query_analysis", "subject_match", "need", "constraints")
 
 
+LONG = "t2000x80"  # the 80-step runs, seed 1 only
+
+
 def evals(method: str, split: str, tag: str = "t2000") -> list[Path]:
     if method == "warmup":
-        return [HERE / "predictions" / f"eval-warmup-{tag}-{split}.jsonl"]
-    return [HERE / "predictions" / f"eval-{method}-{tag}-s{s}-rl-{split}.jsonl" for s in SEEDS]
+        return [HERE / "predictions" / f"eval-warmup-t2000-{split}.jsonl"]
+    seeds = (1,) if tag == LONG else SEEDS
+    return [HERE / "predictions" / f"eval-{method}-{tag}-s{s}-rl-{split}.jsonl" for s in seeds]
 
 
 def comparisons() -> None:
@@ -43,6 +47,25 @@ def comparisons() -> None:
             result["pairs_not_shared"] = {Path(f).name: n for f, n in result["pairs_not_shared"].items()}
             figures[f"{split}/{key}"] = result
             text.append(markdown(result, METHODS.get(a, "warm-up"), METHODS.get(b, "warm-up")))
+    if all(f.exists() for m in METHODS for split in SPLITS for f in evals(m, split, LONG)):
+        text.append("# 80 steps, seed 1 (the same runs, twice as long)\n")
+        for split in SPLITS:
+            text.append(f"## {split}, 80 steps\n")
+            for key, (a, ta), (b, tb) in (
+                    ("sam80_vs_grpo80", ("grpo_sam", LONG), ("grpo", LONG)),
+                    ("sam80_vs_warmup", ("grpo_sam", LONG), ("warmup", LONG)),
+                    ("grpo80_vs_warmup", ("grpo", LONG), ("warmup", LONG)),
+                    ("sam80_vs_sam40", ("grpo_sam", LONG), ("grpo_sam", "t2000")),
+                    ("grpo80_vs_grpo40", ("grpo", LONG), ("grpo", "t2000"))):
+                fa, fb = evals(a, split, ta), evals(b, split, tb)[:1]  # seed 1 of the 40-step runs
+                result = compare([load_predictions(f) for f in fa], [load_predictions(f) for f in fb])
+                for side in ("a", "b"):
+                    result[side] = [Path(f).name for f in result[side]]
+                result["pairs_not_shared"] = {Path(f).name: n for f, n in result["pairs_not_shared"].items()}
+                figures[f"{split}/{key}"] = result
+                name = {LONG: " (80 steps)", "t2000": " (40 steps)"}
+                text.append(markdown(result, METHODS.get(a, "warm-up") + (name[ta] if a != "warmup" else ""),
+                                     METHODS.get(b, "warm-up") + (name[tb] if b != "warmup" else "")))
     write(HERE / "comparisons.md", "\n".join(text))
     write(HERE / "comparisons.json", json.dumps(figures, indent=1) + "\n")
 
@@ -85,7 +108,7 @@ def by_case() -> None:
         wrong = [i for i, g in gold.items() if i not in rows or rows[i]["label"] != g]
         if wrong:
             raise SystemExit(f"the regenerated benchmark differs from the evaluated one at {wrong[0]}")
-        cases = sorted({rows[i]["case"] for i in gold}, key=lambda c: -sum(rows[i]["case"] == c for i in gold))
+        cases = sorted({rows[i]["case"] for i in gold}, key=lambda c: (-sum(rows[i]["case"] == c for i in gold), c))
         lines += [f"## {split}", "", "| case | gold labels | pairs | warm-up | GRPO | GRPO + SAM |",
                   "|---|---|---:|---:|---:|---:|"]
         for case in cases:
