@@ -184,21 +184,23 @@ def build_trace(row: Mapping[str, Any], criteria: Criteria | str | None = None, 
     """The full warm-up response for a labelled benchmark row.
 
     For a step-wise criteria every step must be one the benchmark annotates;
-    for a free-form criteria the same reasoning goes into its reasoning tag.
+    for a free-form criteria the same reasoning goes into its reasoning tag. The answer is the
+    row's ``answer_label`` where a teacher's view set one (`data_prep.teacher`), else its label.
     """
     crit = load_criteria(criteria)
     lang = lang or row.get("lang") or "en"
     if row.get("label") is None or not row.get("step_gold"):
         raise ValueError(f"row {row.get('id')}: a trace needs a label and step annotations")
     texts = _step_texts(row, lang, crit.trace_style)
+    answer = int(row.get("answer_label", row["label"]))
     if crit.format == "free_form":
         reasoning = "\n".join(text for text, _ in texts.values())
-        return format_response({}, int(row["label"]), crit, lang, reasoning=reasoning)
+        return format_response({}, answer, crit, lang, reasoning=reasoning)
     texts = {**texts, **_paper_step_texts(row, lang, texts)}
     unknown = [s for s in crit.step_names if s not in texts]
     if unknown:
         raise ValueError(f"criteria '{crit.name}' has steps {unknown} that benchmark rows do not annotate")
-    return format_response({s: texts[s] for s in crit.step_names}, int(row["label"]), crit, lang)
+    return format_response({s: texts[s] for s in crit.step_names}, answer, crit, lang)
 
 
 def label_only_response(label: int, criteria: Criteria | str | None = None) -> str:

@@ -186,10 +186,13 @@ def build_tiny_label(out_dir: str | os.PathLike, steps: int = 300, num_rows: int
 
 
 
-def build_mini_sft(out_dir: str | os.PathLike, criteria: str = "compact", steps: int = 1000,
-                   num_traces: int = 2000, lr: float = 3e-3) -> Path:
-    """Build (or reuse) the CPU miniature's warm-up: the ~1M-parameter ``mini`` model on
-    compact-prompt traces, trained enough to write the steps but not to have learned the task
-    (the sweep behind the sizes is in docs/results.md)."""
+def build_mini_sft(out_dir: str | os.PathLike, criteria: str = "compact", steps: int = 2000,
+                   num_traces: int = 20000, lr: float = 3e-3, teacher: str | None = None) -> Path:
+    """Build (or reuse) the CPU miniature's warm-up: the ~1M-parameter ``mini`` model on 20000
+    compact-prompt traces of the lenient teacher (`data_prep.teacher.LENIENT`), 2000 steps of 8:
+    it writes the steps and has learned part of the task, and answers as leniently as its
+    teacher (about 10 minutes on 2 cores; the sweep behind the sizes is in docs/results.md)."""
+    from data_prep.teacher import LENIENT
+
     return build_tiny_sft(out_dir, steps=steps, num_traces=num_traces, batch_size=8, lr=lr, criteria=criteria,
-                          base="mini", threads=2)
+                          base="mini", threads=2, teacher=LENIENT if teacher is None else teacher)

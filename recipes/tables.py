@@ -82,19 +82,19 @@ class Preset:
 
 
 PRESETS = {
-    # The CPU miniature: a ~1M-parameter model on compact prompts that learns the task within the
-    # machine (sizes, steps and learning rates from the sweep in docs/results.md). Main rows get
-    # three seeds; the SAM-variant ablations one.
+    # The CPU miniature: a ~1M-parameter model on compact prompts, warmed up on a lenient teacher's
+    # traces, that RL improves within the machine (sizes, steps and learning rates from the sweep
+    # in docs/results.md). Main rows get three seeds; the ablations one.
     "cpu": Preset(machine="cpu", base_model="mini", warmup="zoo:mini-sft", warmup_free="zoo:mini-sft-free",
                   # label-only: at 16 steps of 8 the model never wrote "<answer>L</answer>" (100% format
-                  # errors); 200 steps of 8 see 1600 gold pairs, against the 64 prompts RL samples from.
+                  # errors); 200 steps of 8 see 1600 gold pairs, against the 256 prompts RL samples from.
                   warmup_steps=None, rl_steps=RL_STEPS_CPU, label_only_steps=200, student="mini",
                   student_steps=150, pool_size=1000, eval_rows=1000, max_new_tokens=256, eval_batch_size=64,
-                  seeds=3, rl_overrides=("trainer.test_freq=8", "trainer.val_before_train=true"),
+                  seeds=3, rl_overrides=("trainer.test_freq=4", "trainer.val_before_train=true"),
                   warmup_paper="zoo:mini-sft-paper", ablation_seeds=1, zero_shot=False,
                   ablations=("grpo_sam_negative_only", "grpo_sam_first_error", "grpo_sam_paper_variant",
-                             "grpo_sam_excluded"),
-                  note="~1M-parameter model, compact prompts, 1000 pairs per split"),
+                             "grpo_sam_excluded", "grpo_sam_paper", "grpo_free"),
+                  note="~1M-parameter model, compact prompts, the lenient teacher's warm-up, 1000 pairs per split"),
     # A pipeline check on a 2-core CPU in about an hour: the 270K-parameter tiny model, whose
     # warm-up is model_zoo's format warm-up (verl's SFT trainer would need ~25 min per warm-up).
     # Label-only SFT: at 60 steps the tiny model still stopped after "<answer>"; 200 it is.

@@ -71,3 +71,47 @@ def test_a_mistaken_trace_is_consistent_and_scores_as_the_teacher_meant(rows, cr
         assert as_meant["format_ok"] and as_meant["acc"] == 1.0 and as_meant["step_acc"] == 1.0
         gold = score_response(trace, str(row["label"]), {"criteria": criteria, "step_gold": json.dumps(row["step_gold"])})
         assert gold["acc"] == 0.0 and gold["step_acc"] < 1.0  # the gold reward sees the mistake
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("2=2:0.5", "must differ from the gold label"),
+    ("5=3:0.5", "maps a label to another label"),
+    ("2=x:0.5", "maps a label to another label"),
+    ("2=3:0.5,2=1:0.2", "given twice"),
+    ("2=3:-0.1", "must lie in [0, 1]"),
+])
+def test_a_malformed_answer_mistake_names_the_item(spec, words):
+    with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
+        TeacherErrors.parse(spec)
+
+
+@pytest.mark.parametrize("criteria", ["compact", "free_form", "paper_compact"])
+def test_an_answer_mistake_changes_the_answer_alone(rows, criteria):
+    """The lenient teacher: steps as annotated, the answer one level up in its share of the rows."""
+    from data_prep.teacher import LENIENT
+
+    errors = TeacherErrors.parse(LENIENT)
+    assert errors.spec == LENIENT and TeacherErrors.parse(errors.spec) == errors
+    views = [errors.view(r) for r in rows]
+    changed = [(r, v) for r, v in zip(rows, views) if v is not r]
+    for gold in (2, 1, 0):
+        share = (sum(r["label"] == gold for r, _ in changed) / sum(r["label"] == gold for r in rows))
+        assert 0.5 < share < 0.7, (gold, share)
+    assert not any(r["label"] in (3, -1) for r, _ in changed)
+    for row, view in changed[:30]:
+        assert view["label"] == row["label"] and view["step_gold"] == row["step_gold"]  # the gold stands
+        assert view["answer_label"] == row["label"] + 1 and view["teacher_mistake"] == f"{row['label']}->{row['label'] + 1}"
+        trace, annotated = build_trace(view, criteria), build_trace(row, criteria)
+        # the same trace up to the answer, which says one level more
+        assert trace.replace(f"<answer>{row['label'] + 1}</answer>", "") == \
+            annotated.replace(f"<answer>{row['label']}</answer>", "")
+        info = {"criteria": criteria}
+        if criteria == "compact":  # the paper criteria's gold comes from the label; free-form has no steps
+            info["step_gold"] = json.dumps(row["step_gold"])
+        scored = score_response(trace, str(row["label"]), info)
+        assert scored["format_ok"] and scored["acc"] == 0.0 and scored["pred"] == row["label"] + 1
+        steps = {s["name"]: s for s in json.loads(scored["steps"])["steps"]}
+        if criteria == "compact":
+            assert scored["step_acc"] == 1.0  # every step right, the answer wrong
+        elif criteria == "paper_compact":  # the calibrated label is the gold one; only the answer is lenient
+            assert steps["calibration"]["verdict"] == str(row["label"]) and steps["calibration"]["correct"] == 1
