@@ -24,7 +24,10 @@ from evaluation.report import _atomic_write
 
 TABLES = ("main", "ablation", "distillation")
 SPLITS = ("test_random", "test_longtail")
-METRICS = ("accuracy", "macro_f1", "step_accuracy", "format_error_rate", "latency_s_per_pair", "pairs_per_s")
+METRICS = ("accuracy", "macro_f1", "step_accuracy", "format_error_rate", "latency_s_per_pair", "pairs_per_s",
+           # the distillation table's serving view (recipes.tables): ranking on the test distribution's
+           # ranking split, latency at the serving batch size (test_random records only)
+           "ndcg@10", "serve_pairs_per_s", "serve_p50_ms")
 TITLES = {"main": "Main results", "ablation": "Ablation", "distillation": "Distillation"}
 SHORT = {"test_random": "RANDOM", "test_longtail": "LONGTAIL"}
 FIELDS = ("table", "method", "seed", "split", "metrics")
@@ -146,28 +149,60 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], table: str) -> str:
     if table not in TABLES:
         raise ValueError(f"table must be one of {list(TABLES)}, got {table!r}")
     rows = [r for r in rows if r["table"] == table]
+    if table == "distillation":
+        return _distillation_markdown(rows)
     body = []
     for r in rows:
         sp, n = r["splits"], r["n_seeds"]
         quality = [format_cell(sp[split][name], n_seeds=n) for split, name in _QUALITY]
         rnd = sp["test_random"]
-        if table == "distillation":
-            body.append([_escape(r["method"]), r["mode"] or DASH, str(n), *quality,
-                         format_cell(rnd["pairs_per_s"], False, n_seeds=n),
-                         format_cell(rnd["latency_s_per_pair"], scale=1000.0, n_seeds=n)])
-        else:
-            body.append([_escape(r["method"]), str(n), *quality,
-                         format_cell(rnd["step_accuracy"], n_seeds=n),
-                         format_cell(rnd["format_error_rate"], n_seeds=n)])
-    if table == "distillation":
-        head = ["Model", "mode", "seeds", *_QUALITY_HEAD, "pairs/s", "ms/pair"]
-        legend = _LEGEND.format(unit=", quality in %", extra="; pairs/s and ms/pair are generation "
-                                "throughput on test_random at the evaluation batch size")
-    else:
-        head = ["Method", "seeds", *_QUALITY_HEAD, "step acc (RANDOM)", "format errors (RANDOM)"]
-        legend = _LEGEND.format(unit=", in %", extra="")
+        body.append([_escape(r["method"]), str(n), *quality,
+                     format_cell(rnd["step_accuracy"], n_seeds=n),
+                     format_cell(rnd["format_error_rate"], n_seeds=n)])
+    head = ["Method", "seeds", *_QUALITY_HEAD, "step acc (RANDOM)", "format errors (RANDOM)"]
+    legend = _LEGEND.format(unit=", in %", extra="")
     table_md = _md_table(head, body) if body else "_No runs._"
     return f"## {TITLES[table]}\n\n{table_md}\n\n{legend}\n"
+
+
+TEACHER_PREFIX = "Teacher:"
+
+
+def _distillation_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Quality, ranking and serving speed; the speed-up is over the teacher row's serving pairs/s."""
+    def serve(r, name):
+        return r["splits"]["test_random"][name]
+
+    teacher = next((r for r in rows if r["method"].startswith(TEACHER_PREFIX)), None)
+    base = serve(teacher, "serve_pairs_per_s") if teacher else None
+    served = any(serve(r, "serve_pairs_per_s") for r in rows)
+    body = []
+    for r in rows:
+        sp, n = r["splits"], r["n_seeds"]
+        cells = [_escape(r["method"]), r["mode"] or DASH, str(n),
+                 *(format_cell(sp[split][name], n_seeds=n) for split, name in _QUALITY),
+                 *(format_cell(sp[split]["ndcg@10"], n_seeds=n) for split in SPLITS)]
+        if served:
+            rate = serve(r, "serve_pairs_per_s")
+            speedup = f"{rate['mean'] / base['mean']:.1f}x" if rate and base else DASH
+            cells += [format_cell(rate, False, n_seeds=n), format_cell(serve(r, "serve_p50_ms"), False, n_seeds=n),
+                      speedup]
+        else:  # records from before the serving view: the evaluation's own throughput
+            cells += [format_cell(sp["test_random"]["pairs_per_s"], False, n_seeds=n),
+                      format_cell(sp["test_random"]["latency_s_per_pair"], scale=1000.0, n_seeds=n)]
+        body.append(cells)
+    head = ["Model", "mode", "seeds", *_QUALITY_HEAD, *(f"{SHORT[s]} NDCG@10" for s in SPLITS)]
+    if served:
+        head += ["pairs/s", "p50 ms", "speed-up"]
+        extra = ("; NDCG@10 on the ranking split of each distribution (x100); pairs/s and p50 ms per pair at "
+                 "the serving batch size on test_random prompts (a forward pass per batch for a one-pass "
+                 "scorer, greedy generation otherwise), speed-up = pairs/s over the teacher's")
+    else:
+        head += ["pairs/s", "ms/pair"]
+        extra = "; pairs/s and ms/pair are generation throughput on test_random at the evaluation batch size"
+    table_md = _md_table(head, body) if body else "_No runs._"
+    legend = _LEGEND.format(unit=", quality in %", extra=extra)
+    return f"## {TITLES['distillation']}\n\n{table_md}\n\n{legend}\n"
 
 
 # -- plots ---------------------------------------------------------------------------------

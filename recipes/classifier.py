@@ -61,9 +61,18 @@ def training_pairs(train_file: Path, tokenizer, needed: int, seed: int) -> tuple
             [gold_label(rows[i], i + 1) for i in picked])
 
 
-def train_classifier(base: Path, train_file: Path, out: Path, steps: int = 200, batch_size: int = 8,
-                     lr: float = 3e-3, seed: int = 0, device: str = "cpu", progress: bool = True) -> dict:
-    """Train the head and the backbone; the model goes to ``out/hf`` (renamed into place when saved)."""
+def one_hot(label: int) -> list[float]:
+    return [1.0 if v == label else 0.0 for v in LABELS]
+
+
+def train_head(base: Path, prompts: list[list[int]], targets: list[list[float]], out: Path, steps: int = 200,
+               batch_size: int = 8, lr: float = 3e-3, seed: int = 0, device: str = "cpu", progress: bool = True,
+               tokenizer=None) -> dict:
+    """Train the backbone with a classification head on (prompt ids, label distribution) pairs,
+    taken in order and cycled; the model goes to ``out/hf`` (renamed into place when saved).
+
+    ``targets[i]`` is a distribution over `LABELS` (in that order) summing to 1.
+    """
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification
@@ -72,11 +81,14 @@ def train_classifier(base: Path, train_file: Path, out: Path, steps: int = 200, 
     from evaluation.label_scorer import left_padded
     from model_zoo.warmup import optimizer_step, warmup_cosine
 
+    if len(prompts) != len(targets) or not prompts:
+        raise ValueError(f"{len(prompts)} prompts and {len(targets)} targets: need as many, and at least one")
+    for i, t in enumerate(targets):
+        if len(t) != len(LABELS) or min(t) < 0 or abs(sum(t) - 1.0) > 1e-4:
+            raise ValueError(f"target {i}: {t} is not a distribution over the labels {list(LABELS)}")
     started = time.perf_counter()
     torch.manual_seed(seed)
-    tokenizer = load_tokenizer(str(base))
-    prompts, labels = training_pairs(train_file, tokenizer, steps * batch_size, seed)
-    index = {label: i for i, label in enumerate(LABELS)}
+    tokenizer = tokenizer or load_tokenizer(str(base))
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(LABELS), id2label={i: str(v) for i, v in enumerate(LABELS)},
         label2id={str(v): i for i, v in enumerate(LABELS)}, pad_token_id=tokenizer.pad_token_id,
@@ -84,14 +96,16 @@ def train_classifier(base: Path, train_file: Path, out: Path, steps: int = 200, 
     model.train()
     optim = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = warmup_cosine(optim, steps)  # as model_zoo's warm-ups
+    target_table = torch.tensor(targets, dtype=torch.float32)
     losses, seen = [], Counter()
     for step in tqdm(range(steps), desc="classifier", disable=not progress, mininterval=2.0):
         picked = [(step * batch_size + k) % len(prompts) for k in range(batch_size)]
         input_ids, mask, positions = left_padded([prompts[i] for i in picked], tokenizer.pad_token_id)
-        target = torch.tensor([index[labels[i]] for i in picked], device=device)
         logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                        position_ids=positions.to(device)).logits
-        losses.append(optimizer_step(torch.nn.functional.cross_entropy(logits.float(), target), model, optim, sched))
+        # soft cross-entropy (probabilities as the target): KL to the targets plus their entropy
+        loss = torch.nn.functional.cross_entropy(logits.float(), target_table[picked].to(device))
+        losses.append(optimizer_step(loss, model, optim, sched))
         seen.update(picked)
     model.eval()
     tmp = out / f".hf.tmp-{os.getpid()}"
@@ -101,12 +115,28 @@ def train_classifier(base: Path, train_file: Path, out: Path, steps: int = 200, 
     shutil.rmtree(out / "hf", ignore_errors=True)
     tmp.rename(out / "hf")
     tail = losses[-20:]
-    return {"base_model": str(base), "train_file": str(train_file), "steps": steps, "batch_size": batch_size,
-            "lr": lr, "seed": seed, "distinct_pairs_seen": len(seen),
-            "label_draws": {str(v): sum(n for i, n in seen.items() if labels[i] == v) for v in LABELS},
+    mass = target_table[list(seen)].sum(0) if seen else torch.zeros(len(LABELS))
+    return {"base_model": str(base), "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+            "distinct_pairs_seen": len(seen),
+            "target_mass": {str(v): round(float(m), 2) for v, m in zip(LABELS, mass)},
             "first_loss": losses[0], "final_loss": sum(tail) / len(tail),
             "loss_every_10_steps": [round(x, 4) for x in losses[::10]],
             "wall_s": round(time.perf_counter() - started, 1), "hf_model": str(out / "hf")}
+
+
+def train_classifier(base: Path, train_file: Path, out: Path, steps: int = 200, batch_size: int = 8,
+                     lr: float = 3e-3, seed: int = 0, device: str = "cpu", progress: bool = True) -> dict:
+    """The traditional relevance model: the head on the gold labels of ``train_file``."""
+    from evaluation.generation import load_tokenizer
+
+    tokenizer = load_tokenizer(str(base))
+    prompts, labels = training_pairs(train_file, tokenizer, steps * batch_size, seed)
+    summary = train_head(base, prompts, [one_hot(label) for label in labels], out, steps=steps,
+                         batch_size=batch_size, lr=lr, seed=seed, device=device, progress=progress,
+                         tokenizer=tokenizer)
+    draws = Counter(labels[(k % len(labels))] for k in range(steps * batch_size))
+    return {**summary, "train_file": str(train_file),
+            "label_draws": {str(v): draws.get(v, 0) for v in LABELS}}
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:

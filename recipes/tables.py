@@ -72,6 +72,8 @@ class Preset:
     ablation_seeds: int | None = None  # seeds of the ablation-only RL runs (None: all seeds)
     ablations: tuple[str, ...] | None = None  # the ablation-only RL runs to make (None: all of RL_RUNS)
     zero_shot: bool = True  # evaluate the base model (a randomly initialised base is chance by construction)
+    soft_samples: int = 4  # sampled teacher responses per pool pair: the soft targets of a head student
+    head_steps: int = 200  # a classification-head student's steps of 8
 
     def criteria_of(self, family: str) -> str:
         """The criteria a prompt family is written with: the launcher's scale of the base model
@@ -135,13 +137,21 @@ TABLE_ENTRIES = {
     "sft_paper": [(ABLATION, "SFT warm-up, paper-shaped criteria")],
     "grpo_sam_paper": [(ABLATION, "GRPO + SAM, the paper recipe (paper criteria and settings)")],
     "student": [(DISTILLATION, "Student: label only, from the teacher's labels")],
+    "student_head": [(DISTILLATION, "Student: classification head, from the teacher's labels")],
+    "student_head_soft": [(DISTILLATION, "Student: classification head, from the teacher's label distribution (KL)")],
     "classifier": [(MAIN, "Traditional relevance model (classification head, gold labels)"),
                    (DISTILLATION, "Discriminative baseline: classification head on gold labels")],
 }
-# Label-only models write the answer alone: read in classify mode. A classification head is read
-# by its head in one pass (score mode).
-CLASSIFY = {"sft_label_only", "student"}
-SCORE = {"classifier"}
+# Label-only SFT writes the answer alone: read in classify mode (its format errors count). The
+# students serve in one forward pass (score mode): the label-only one over its label tokens, the
+# heads by their head; so does the classification-head baseline.
+CLASSIFY = {"sft_label_only"}
+SCORE = {"classifier", "student", "student_head", "student_head_soft"}
+STUDENTS = ("student_head", "student_head_soft")  # trained on the labels the seed's "student" stage wrote
+# The distillation table's serving view: each model's ranking quality on the ranking split of a
+# test distribution, and its latency at this batch size on the first SERVE_PAIRS test_random prompts.
+RANK_SPLIT = {"test_random": "rank_random", "test_longtail": "rank_longtail"}
+SERVE_BATCH, SERVE_PAIRS = 32, 256
 MAIN_RL = ("grpo", "grpo_sam")  # the main table's RL rows; every other RL run is an ablation
 
 
@@ -209,6 +219,8 @@ class Matrix:
             for model in MAIN_RL:
                 self._add_rl(model, seed)
             self._add(Stage(f"student-s{seed}", "student", seed, "default", "distill", deps=[f"grpo_sam-s{seed}"]))
+            for model in STUDENTS:
+                self._add(Stage(f"{model}-s{seed}", model, seed, "default", "distill", deps=[f"student-s{seed}"]))
         for seed in ablation_seeds:
             for model in ablations:
                 self._add_rl(model, seed)
@@ -259,10 +271,16 @@ class Matrix:
         if stage.kind == "classifier":
             return [py, "-m", "recipes.classifier", *common, "--model", start, "--data",
                     str(self.data[stage.criteria]), "--no-progress", *stage.args]
+        if stage.kind == "distill" and stage.model in STUDENTS:  # the labels of the seed's label-only student
+            return [py, "-m", "recipes.distill", *common, "--stage", "train", "--labels-dir",
+                    str(self.work / stage.deps[0]), "--student-kind", "head",
+                    "--targets", "soft" if stage.model == "student_head_soft" else "hard",
+                    "--student", p.student, "--steps", str(p.head_steps), "--no-progress"]
         if stage.kind == "distill":
             return [py, "-m", "recipes.distill", *common, "--teacher", start, "--student", p.student,
                     "--pool", str(self.data["pool"]), "--steps", str(p.student_steps),
-                    "--max-new-tokens", str(p.max_new_tokens), "--batch-size", str(p.eval_batch_size)]
+                    "--max-new-tokens", str(p.max_new_tokens), "--batch-size", str(p.eval_batch_size),
+                    "--soft-samples", str(p.soft_samples)]
         return None
 
 
@@ -351,28 +369,91 @@ def run_stage(matrix: Matrix, stage: Stage, log) -> tuple[bool, float]:
 
 
 def evaluate_stage(matrix: Matrix, stage: Stage) -> dict[str, dict]:
-    """Metrics per test split for the stage's model (cached in <work>/eval/<key>)."""
-    from evaluation import evaluate, load_generator
-
-    from evaluation.label_scorer import load_scorer
+    """Metrics per test split for the stage's model (cached in <work>/eval/<key>); a model of the
+    distillation table also gets its ranking metrics and serving latency (`serving_view`)."""
+    from evaluation import evaluate
 
     p = matrix.preset
-    mode = "score" if stage.model in SCORE else "classify" if stage.model in CLASSIFY else "generate"
-    device = "cpu" if p.machine == "cpu" else "auto"
-    results, generator = {}, None
+    mode = evaluation_mode(stage)
+    results, reader = {}, None
     for split in SPLITS:
         out = matrix.work / "eval" / stage.key / split
         if (out / "metrics.json").exists():
             results[split] = json.loads((out / "metrics.json").read_text())
             continue
-        if generator is None:
-            model = str(matrix.model_dir(stage.key))
-            generator = (load_scorer(model, device, p.eval_batch_size) if mode == "score"
-                         else load_generator(model, "auto", device, p.eval_batch_size))
-        results[split] = evaluate(generator, matrix.data[stage.criteria] / f"{split}.parquet", out,
+        reader = reader or load_reader(matrix, stage)
+        results[split] = evaluate(reader, matrix.data[stage.criteria] / f"{split}.parquet", out,
                                   max_examples=p.eval_rows, mode=mode, progress=False,
                                   max_new_tokens=p.max_new_tokens if mode == "generate" else None)
+    if any(table == DISTILLATION for table, _ in TABLE_ENTRIES[stage.model]):
+        for split, extra in serving_view(matrix, stage, reader).items():
+            results[split] = {**results[split], **extra}
     return results
+
+
+def evaluation_mode(stage: Stage) -> str:
+    return "score" if stage.model in SCORE else "classify" if stage.model in CLASSIFY else "generate"
+
+
+def load_reader(matrix: Matrix, stage: Stage):
+    """The stage's model as evaluation reads it: a one-pass scorer or a generator."""
+    from evaluation import load_generator
+    from evaluation.label_scorer import load_scorer
+
+    p, model = matrix.preset, str(matrix.model_dir(stage.key))
+    device = "cpu" if p.machine == "cpu" else "auto"
+    if evaluation_mode(stage) == "score":
+        return load_scorer(model, device, p.eval_batch_size)
+    return load_generator(model, "auto", device, p.eval_batch_size)
+
+
+def serving_view(matrix: Matrix, stage: Stage, reader=None) -> dict[str, dict]:
+    """Per test split: NDCG@5, NDCG@10 and MRR on its ranking split (all of it); for test_random also
+    pairs/s and p50 / p99 ms per pair at batch SERVE_BATCH on its first SERVE_PAIRS prompts. Cached
+    in <work>/eval/<key>/<rank split> and serve_b<batch>.json."""
+    from evaluation import evaluate
+
+    p, mode, folder = matrix.preset, evaluation_mode(stage), matrix.work / "eval" / stage.key
+    view: dict[str, dict] = {}
+    for split, rank in RANK_SPLIT.items():
+        data = matrix.data[stage.criteria] / f"{rank}.parquet"
+        if not data.exists():
+            continue
+        cached = folder / rank / "metrics.json"
+        if cached.exists():
+            metrics = json.loads(cached.read_text())
+        else:
+            reader = reader or load_reader(matrix, stage)
+            metrics = evaluate(reader, data, folder / rank, mode=mode, progress=False, ranking=True,
+                               max_new_tokens=p.max_new_tokens if mode == "generate" else None)
+        view[split] = {k: metrics["ranking"][k] for k in ("ndcg@5", "ndcg@10", "mrr")}
+    serve_file = folder / f"serve_b{SERVE_BATCH}.json"
+    if serve_file.exists():
+        serve = json.loads(serve_file.read_text())
+    else:
+        reader = reader or load_reader(matrix, stage)
+        serve = measure_serving(reader, matrix.data[stage.criteria] / "test_random.parquet", mode, p.max_new_tokens)
+        serve_file.write_text(json.dumps(serve, indent=2))
+    view.setdefault("test_random", {}).update({"serve_pairs_per_s": serve["pairs_per_s"],
+                                               "serve_p50_ms": serve["p50_ms"], "serve_p99_ms": serve["p99_ms"]})
+    return view
+
+
+def measure_serving(reader, data: Path, mode: str, max_new_tokens: int) -> dict:
+    """`evaluation.latency.measure_latency` of the model as it is read (a forward pass per batch for
+    a scorer, a greedy `generate` otherwise) at batch SERVE_BATCH."""
+    from evaluation.generation import SamplingConfig, render_prompts
+    from evaluation.latency import generate_fn, measure_latency
+    from evaluation.scoring import load_rows
+
+    prompts = render_prompts(reader.tokenizer, [r["prompt"] for r in load_rows(data, SERVE_PAIRS)])
+    if mode == "score":
+        run = reader.score
+    else:
+        run = generate_fn(reader, SamplingConfig(max_new_tokens=8 if mode == "classify" else max_new_tokens))
+    result = measure_latency(run, prompts, SERVE_BATCH)
+    return {"batch_size": SERVE_BATCH, "mode": mode, **{k: result[k] for k in ("pairs", "pairs_per_s", "p50_ms",
+                                                                               "p99_ms")}}
 
 
 def portable(obj):

@@ -224,6 +224,32 @@ def test_distill_cli_errors(tmp_path, capsys):
     assert distill.main(["--out", str(tmp_path / "c"), "--stage", "train", "--machine", "cpu",
                          "--student", "tiny"]) == 2
     assert "2 labelled rows are fewer than the student's batch size 4" in capsys.readouterr().err
+    # soft targets: a head student, and the teacher's label distribution to learn from
+    for args, message in (
+            (["--teacher", "t", "--pool", "p", "--targets", "soft"], "--targets soft needs --student-kind head"),
+            (["--teacher", "t", "--pool", "p", "--targets", "soft", "--student-kind", "head"],
+             "--soft-samples K (K >= 1)"),
+            (["--teacher", "t", "--pool", "p", "--labels-dir", "x"], "--labels-dir is read by --stage train"),
+            (["--teacher", "t", "--pool", "p", "--soft-samples", "-1"], "must be >= 0, got -1")):
+        with pytest.raises(SystemExit):
+            distill.main(["--out", str(tmp_path / "a"), *args])
+        assert message in capsys.readouterr().err
+    # labels written without samples: a soft head is refused in one line naming the file
+    assert distill.main(["--out", str(tmp_path / "d"), "--stage", "train", "--labels-dir", str(tmp_path / "c"),
+                         "--student-kind", "head", "--targets", "soft", "--machine", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "teacher_labels.jsonl" in err and "--soft-samples" in err
+
+
+def test_soft_distribution_and_head_targets():
+    assert distill.soft_distribution(3, [3, 2, None, 2]) == [0.5, 0.5, 0.0, 0.0, 0.0]  # greedy 3, samples 3, 2, 2
+    assert distill.soft_distribution(-1, []) == [0.0, 0.0, 0.0, 0.0, 1.0]
+    assert distill.soft_distribution(0, [None, None]) == [0.0, 0.0, 0.0, 1.0, 0.0]
+    labelled = [{"row": 0, "label": 2, "probs": [0.5, 0.5, 0, 0, 0]}, {"row": 1, "label": -1}]
+    assert distill.head_targets(labelled, "hard", "f") == [[0, 1, 0, 0, 0], [0, 0, 0, 0, 1]]
+    with pytest.raises(ValueError, match="1 labelled rows have no label distribution .first: pool row 1"):
+        distill.head_targets(labelled, "soft", "f")
+    assert distill.head_targets(labelled[:1], "soft", "f") == [[0.5, 0.5, 0, 0, 0]]
 
 
 # -- end to end ----------------------------------------------------------------------------------
@@ -251,7 +277,7 @@ def test_distill_end_to_end_on_cpu(tmp_path):
     cmd = [sys.executable, "-m", "recipes.distill", "--teacher", str(teacher), "--pool", str(pool),
            "--student", "tiny", "--out", str(out), "--machine", "cpu", "--steps", str(STEPS), "--seed", "1",
            "--max-new-tokens", "256", "--batch-size", "8", "--threads", "1", "--no-progress",
-           "data.train_batch_size=2", "data.micro_batch_size_per_gpu=2"]
+           "--soft-samples", "2", "data.train_batch_size=2", "data.micro_batch_size_per_gpu=2"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
@@ -273,6 +299,11 @@ def test_distill_end_to_end_on_cpu(tmp_path):
     for rec, row in zip(teacher_labels, sft_rows):
         assert row["messages"][-1] == {"role": "assistant", "content": f"<answer>{rec['label']}</answer>"}
         assert row["extra_info"]["id"] == rec["id"]
+        # greedy + 2 samples: the greedy label weighs at least a third, the rest in thirds or halves
+        probs = dict(zip((3, 2, 1, 0, -1), rec["probs"]))
+        assert abs(sum(probs.values()) - 1) < 1e-9 and probs[rec["label"]] >= 1 / 3 - 1e-9
+        assert all(abs(round(p * 6) - p * 6) < 1e-9 for p in probs.values())  # thirds or halves
+    assert labels["soft_samples"] == 2 and labels["teacher_sample_s"] > 0
 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["exit_code"] == 0 and summary["sft"]["steps"] == STEPS
@@ -289,3 +320,23 @@ def test_distill_end_to_end_on_cpu(tmp_path):
     assert model.generate(ids, max_new_tokens=4, do_sample=False).shape[1] > ids.shape[1]
     print(f"distill end to end: {wall:.1f}s wall, labels {labels['teacher_labels']}, "
           f"sft {summary['sft']['wall_s']}s")
+
+    # classification-head students on the same labels, hard and soft, read in one pass
+    from evaluation.label_scorer import ClassifierHeadScorer, load_scorer
+
+    for targets in ("hard", "soft"):
+        head_out = tmp_path / f"head-{targets}"
+        assert distill.main(["--out", str(head_out), "--stage", "train", "--labels-dir", str(out),
+                             "--student-kind", "head", "--targets", targets, "--student", "tiny", "--steps", "3",
+                             "--machine", "cpu", "--no-progress"]) == 0
+        head = json.loads((head_out / "summary.json").read_text())
+        assert head["student_kind"] == "head" and head["targets"] == targets and head["head"]["steps"] == 3
+        assert head["head"]["distinct_pairs_seen"] == min(24, labels["labelled"])
+        mass = head["head"]["target_mass"]
+        if targets == "hard":  # one-hot targets: the mass per label is the teacher's label count
+            assert {k: round(v) for k, v in mass.items() if v} == {k: v for k, v in labels["teacher_labels"].items()
+                                                                   if v}
+        scorer = load_scorer(head["student_hf"], "cpu", 4)
+        assert isinstance(scorer, ClassifierHeadScorer)
+        [scored] = scorer.score([ids[0].tolist()])
+        assert abs(sum(scored.probs.values()) - 1) < 1e-5

@@ -173,13 +173,32 @@ def test_main_and_ablation_markdown():
 
 
 def test_distillation_markdown():
+    """Records without the serving view (an earlier commit's) keep the evaluation's throughput columns."""
     lines = _table_lines(render_markdown(aggregate(_records()), "distillation"))
     assert lines[0] == ["Model", "mode", "seeds", "RANDOM acc", "RANDOM macro-F1", "LONGTAIL acc",
-                        "LONGTAIL macro-F1", "pairs/s", "ms/pair"]
-    assert lines[1] == [SAM, "generate", "3", "45.0 ± 5.0", "33.0 ± 3.0", "35.0 ± 5.0", "23.0 ± 3.0",
+                        "LONGTAIL macro-F1", "RANDOM NDCG@10", "LONGTAIL NDCG@10", "pairs/s", "ms/pair"]
+    assert lines[1] == [SAM, "generate", "3", "45.0 ± 5.0", "33.0 ± 3.0", "35.0 ± 5.0", "23.0 ± 3.0", "—", "—",
                         "90.0 ± 10.0", "12.0 ± 2.0"]
     assert lines[2] == ["Student 0.5B \\| direct", "classify", "2", "39.0 ± 1.4", "29.0 ± 1.4",
-                        "39.0 ± 1.4", "29.0 ± 1.4", "500.0 ± 0.0", "2.0 ± 0.0"]
+                        "39.0 ± 1.4", "29.0 ± 1.4", "—", "—", "500.0 ± 0.0", "2.0 ± 0.0"]
+
+
+def test_distillation_markdown_with_the_serving_view():
+    """NDCG@10 per distribution, serving pairs/s and p50 at the serving batch, the speed-up over the
+    teacher row's mean pairs/s."""
+    recs = []
+    for seed, pps, ndcg in [(1, 10.0, 0.60), (2, 14.0, 0.70)]:
+        for method, rate, mode in [("Teacher: GRPO + SAM (reasoning)", pps, "generate"),
+                                   ("Student: classification head", 50 * pps, "score")]:
+            for split in (RANDOM, LONGTAIL):
+                m = {**_metrics(0.4, 0.3, mode=mode), "ndcg@10": ndcg if split == RANDOM else ndcg - 0.1}
+                if split == RANDOM:
+                    m.update(serve_pairs_per_s=rate, serve_p50_ms=1000 / rate)
+                recs.append(_rec("distillation", method, seed, split, m))
+    lines = _table_lines(render_markdown(aggregate(recs), "distillation"))
+    assert lines[0][-5:] == ["RANDOM NDCG@10", "LONGTAIL NDCG@10", "pairs/s", "p50 ms", "speed-up"]
+    assert lines[1][-5:] == ["65.0 ± 7.1", "55.0 ± 7.1", "12.0 ± 2.8", "85.7 ± 20.2", "1.0x"]
+    assert lines[2][-3:] == ["600.0 ± 141.4", "1.7 ± 0.4", "50.0x"]  # mean over mean, not a mean of ratios
     with pytest.raises(ValueError, match="table must be one of"):
         render_markdown([], "appendix")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -28,7 +29,7 @@ def test_every_stage_comes_after_its_inputs(matrix):
         assert all(dep in seen for dep in stage.deps), key
         assert stage.model in TABLE_ENTRIES, key
         seen.add(key)
-    per_seed = {"sft_label_only", "classifier", "student", *RL_RUNS}
+    per_seed = {"sft_label_only", "classifier", "student", "student_head", "student_head_soft", *RL_RUNS}
     assert {s.model for s in matrix.stages.values() if s.seed == 1} == per_seed
     assert len(matrix.stages) == 4 + 2 * len(per_seed)
 
@@ -59,6 +60,14 @@ def test_rl_commands_start_from_the_right_model_and_data(matrix, tmp_path):
     assert student[1:3] == ["-m", "recipes.distill"]
     assert opt(student, "--teacher") == str(tmp_path / "work" / "grpo_sam-s1" / "hf")
     assert opt(student, "--pool") == str(tmp_path / "pool.parquet")
+    assert opt(student, "--soft-samples") == str(PRESETS["tiny"].soft_samples)
+    # the head students train on the labels the seed's label-only student wrote: hard and soft
+    for model, targets in (("student_head", "hard"), ("student_head_soft", "soft")):
+        head = cmd[f"{model}-s1"]
+        assert matrix.stages[f"{model}-s1"].deps == ["student-s1"]
+        assert opt(head, "--stage") == "train" and opt(head, "--student-kind") == "head"
+        assert opt(head, "--labels-dir") == str(tmp_path / "work" / "student-s1")
+        assert opt(head, "--targets") == targets and "--teacher" not in head
     label_only = cmd["sft_label_only-s0"]
     assert "--label-only" in label_only and opt(label_only, "--model") == "tiny"
     # the discriminative baseline: the base model, the same gold pairs as label-only SFT
@@ -122,7 +131,7 @@ def test_dry_run_lists_every_stage(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     plan = out.stdout[re.search(r"^base ", out.stdout, re.M).start():]  # after the data generation messages
     keys = [line.split()[0] for line in plan.splitlines() if line.strip()]
-    assert keys[:4] == ["base", "warmup", "warmup_free", "warmup_paper"] and len(keys) == 4 + 3 + len(RL_RUNS)
+    assert keys[:4] == ["base", "warmup", "warmup_free", "warmup_paper"] and len(keys) == 4 + 5 + len(RL_RUNS)
     assert "student-s0" in keys and "classifier-s0" in keys and "--model tiny-sft " in plan
     data = tmp_path / "cache" / "data"
     for folder in ("benchmark-en-pool128", "benchmark-en-free_form", "benchmark-en-paper"):  # none rejected
@@ -136,3 +145,41 @@ def test_launcher_writes_the_benchmark_with_the_recipes_criteria():
     assert launch.recipe_criteria("grpo_sam", []) == ("default", False)
     assert launch.default_data_dir("paper").name == "benchmark-en-paper"
     assert launch.default_data_dir("default").name == "benchmark-en"
+
+
+@pytest.mark.slow
+def test_a_distillation_row_gets_ranking_and_serving_latency(tmp_path, monkeypatch):
+    """A student of the distillation table: test metrics, NDCG / MRR on the ranking split of each
+    distribution, pairs/s and p50 / p99 ms at the serving batch on test_random; all cached."""
+    from data_prep.benchmark import BenchmarkConfig, generate_benchmark
+    from data_prep.writer import write_splits
+    from model_zoo import resolve_model
+    from recipes import tables
+
+    splits = generate_benchmark(BenchmarkConfig(seed=5, train_size=10, val_size=5, test_random_size=12,
+                                                test_longtail_size=12, sft_size=0, rank_queries=3,
+                                                rank_candidates=5, progress=False))
+    write_splits(splits, tmp_path / "data")
+    matrix = Matrix(PRESETS["tiny"], [0], tmp_path / "work", {"default": tmp_path / "data"}, "tiny")
+    stage = matrix.stages["student_head-s0"]
+    student = resolve_model("tiny-label")  # a label-only model, read in one pass as a head would be
+    monkeypatch.setattr(matrix, "model_dir", lambda key: student)
+    monkeypatch.setattr(tables, "SERVE_PAIRS", 10)
+    results = tables.evaluate_stage(matrix, stage)
+    for split in SPLITS:
+        assert results[split]["mode"] == "score" and results[split]["n"] == 12
+        assert 0 <= results[split]["ndcg@10"] <= 1 and 0 <= results[split]["mrr"] <= 1
+    serve = json.loads((tmp_path / "work" / "eval" / "student_head-s0" / "serve_b32.json").read_text())
+    assert serve["pairs"] == 10 and serve["mode"] == "score" and serve["p50_ms"] <= serve["p99_ms"]
+    assert results["test_random"]["serve_pairs_per_s"] == serve["pairs_per_s"] > 0
+    assert "serve_pairs_per_s" not in results["test_longtail"]
+    rank = json.loads((tmp_path / "work" / "eval" / "student_head-s0" / "rank_longtail" / "metrics.json").read_text())
+    assert rank["n"] == 15 and rank["ranking"]["queries"] == 3
+    records = records_for(stage, results)
+    assert {r["method"] for r in records} == {"Student: classification head, from the teacher's labels"}
+    # everything is read back, nothing is run again
+    monkeypatch.setattr(tables, "load_reader", lambda *a: pytest.fail("evaluated again"))
+    again = tables.evaluate_stage(matrix, stage)
+    keys = ("accuracy", "macro_f1", "ndcg@10", "mrr", "serve_pairs_per_s", "serve_p50_ms")
+    assert [{k: again[s].get(k) for k in keys} for s in SPLITS] == [{k: results[s].get(k) for k in keys}
+                                                                  for s in SPLITS]
