@@ -17,8 +17,14 @@ from reward import get_parser
 DEFAULT_MAX_NEW_TOKENS = {"generate": 1024, "classify": 8, "score": 1}  # score: no generation
 
 
-def summarize(records: Sequence[Mapping[str, Any]], labels: Sequence[int] = M.LABELS) -> dict[str, Any]:
-    """All quality metrics of scored records (see `evaluation.metrics` for the definitions)."""
+def summarize(records: Sequence[Mapping[str, Any]], labels: Sequence[int] = M.LABELS,
+              criteria=None) -> dict[str, Any]:
+    """All quality metrics of scored records (see `evaluation.metrics` for the definitions).
+
+    With the rows' ``criteria`` (a `data_prep.criteria.Criteria`), ``implied_accuracy`` is the
+    share of responses whose step verdicts imply the gold label by its label rules: how often the
+    reasoning was right, whatever answer followed it (None without step-wise records).
+    """
     golds = [r["gold"] for r in records]
     preds = [r["pred"] for r in records]
     out = M.classification_report(golds, preds, labels)
@@ -34,9 +40,16 @@ def summarize(records: Sequence[Mapping[str, Any]], labels: Sequence[int] = M.LA
         "mean_reward": M.mean(r["score"] for r in records),
         # Verdicts that imply the predicted label, among responses where that is decidable.
         "consistency_rate": M.mean(float(r["consistent"]) for r in records if r["consistent"] >= 0),
+        "implied_accuracy": M.mean(float(_implied(criteria, r) == r["gold"]) for r in records)
+        if has_steps and criteria is not None else None,
         "n": len(records),
     })
     return out
+
+
+def _implied(criteria, record: Mapping[str, Any]) -> int | None:
+    """The label a response's step verdicts imply by the criteria's label rules (None: none does)."""
+    return criteria.label_from_verdicts({s["name"]: s["verdict"] for s in record["steps"] if s.get("verdict")})
 
 
 def _labels_of(rows: Sequence[Mapping[str, Any]]) -> tuple[int, ...]:
@@ -44,6 +57,10 @@ def _labels_of(rows: Sequence[Mapping[str, Any]]) -> tuple[int, ...]:
     if not rows:
         return M.LABELS
     return tuple(sorted(get_parser(row_criteria(rows[0])).label_values, reverse=True))
+
+
+def _criteria_of(rows: Sequence[Mapping[str, Any]]):
+    return get_parser(row_criteria(rows[0])).criteria if rows else None
 
 
 def default_out_dir(model: str, data: str) -> Path:
@@ -125,7 +142,7 @@ def evaluate(
     model_path = generator.model_path
 
     n = len(records)
-    result = summarize(records, _labels_of(rows))
+    result = summarize(records, _labels_of(rows), _criteria_of(rows))
     result.update({
         # Throughput latency: generation wall time over all pairs at this batch
         # size (model loading and scoring excluded), not single-request latency.
@@ -208,7 +225,7 @@ def evaluate_responses(
         raise DataError(f"{data}: {len(responses)} responses but {len(rows)} rows to score")
     check_gold_labels(rows, data)
     records = score_all(rows, list(responses), mode, reward_kwargs)
-    result = summarize(records, _labels_of(rows))
+    result = summarize(records, _labels_of(rows), _criteria_of(rows))
     result.update({
         "latency_s_per_pair": None, "pairs_per_s": None, "generation_seconds": None,
         "load_seconds": None, "model": model, "data": str(data), "mode": mode,

@@ -24,7 +24,8 @@ from evaluation.report import _atomic_write
 
 TABLES = ("main", "ablation", "distillation")
 SPLITS = ("test_random", "test_longtail")
-METRICS = ("accuracy", "macro_f1", "step_accuracy", "format_error_rate", "latency_s_per_pair", "pairs_per_s",
+METRICS = ("accuracy", "macro_f1", "step_accuracy", "implied_accuracy", "format_error_rate", "latency_s_per_pair",
+           "pairs_per_s",
            # the distillation table's serving view (recipes.tables): ranking on the test distribution's
            # ranking split, latency at the serving batch size (test_random records only)
            "ndcg@10", "serve_pairs_per_s", "serve_p50_ms")
@@ -158,9 +159,12 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], table: str) -> str:
         rnd = sp["test_random"]
         body.append([_escape(r["method"]), str(n), *quality,
                      format_cell(rnd["step_accuracy"], n_seeds=n),
+                     format_cell(rnd["implied_accuracy"], n_seeds=n),
                      format_cell(rnd["format_error_rate"], n_seeds=n)])
-    head = ["Method", "seeds", *_QUALITY_HEAD, "step acc (RANDOM)", "format errors (RANDOM)"]
-    legend = _LEGEND.format(unit=", in %", extra="")
+    head = ["Method", "seeds", *_QUALITY_HEAD, "step acc (RANDOM)", "steps imply gold (RANDOM)",
+            "format errors (RANDOM)"]
+    legend = _LEGEND.format(unit=", in %", extra="; *steps imply gold*: the share of responses whose step "
+                            "verdicts give the gold label by the criteria's label rules, whatever they answered")
     table_md = _md_table(head, body) if body else "_No runs._"
     return f"## {TITLES[table]}\n\n{table_md}\n\n{legend}\n"
 

@@ -148,6 +148,7 @@ def test_gold_traces_score_perfectly(bench, tmp_path):
     m = evaluate_responses(data / "val.parquet", [build_trace(r) for r in rows], tmp_path)
     assert m["n"] == len(rows) == 10
     assert m["accuracy"] == m["macro_f1"] == m["step_accuracy"] == m["mean_reward"] == 1.0
+    assert m["implied_accuracy"] == 1.0
     assert m["format_error_rate"] == 0.0 and m["format_errors"] == {}
     assert all(s["acc"] == 1.0 for s in m["per_step_accuracy"].values())
     assert sum(s["verifiable"] for s in m["per_step_accuracy"].values()) == \
@@ -171,6 +172,8 @@ def test_wrong_answers_and_broken_responses(bench, tmp_path):
     assert [p["pred"] for p in preds] == [rows[0]["label"], wrong, None, None]
     assert [p["correct"] for p in preds] == [True, False, False, False]
     assert m["accuracy"] == pytest.approx(1 / 4)
+    # the right steps of the wrong answer imply the gold label; so may the answerless trace's steps
+    assert m["implied_accuracy"] == pytest.approx(3 / 4)
     assert m["format_error_rate"] == pytest.approx(2 / 4)
     assert m["format_errors"] == {"empty": 1, "no_answer": 1}
     assert m["no_label_rate"] == pytest.approx(2 / 4)
@@ -186,7 +189,7 @@ def test_wrong_answers_and_broken_responses(bench, tmp_path):
     assert [p["pred"] for p in preds] == [labels[0], labels[1], None, None]
     assert [p["format_error"] for p in preds] == ["", "", NO_LABEL, NO_LABEL]
     assert m["accuracy"] == m["mean_reward"] == pytest.approx(2 / 4)
-    assert m["step_accuracy"] is None and m["per_step_accuracy"] == {}
+    assert m["step_accuracy"] is None and m["per_step_accuracy"] == {} and m["implied_accuracy"] is None
 
 
 # -- the evaluator end to end on the tiny model -------------------------------------------

@@ -161,15 +161,17 @@ def test_main_and_ablation_markdown():
     md = render_markdown(rows, "main")
     lines = _table_lines(md)
     assert lines[0] == ["Method", "seeds", "RANDOM acc", "RANDOM macro-F1", "LONGTAIL acc",
-                        "LONGTAIL macro-F1", "step acc (RANDOM)", "format errors (RANDOM)"]
-    assert lines[1] == [SAM, "3", "45.0 ± 5.0", "33.0 ± 3.0", "35.0 ± 5.0", "23.0 ± 3.0", "60.0 ± 0.0", "10.0 ± 0.0"]
-    assert lines[2] == ["GRPO", "1", "41.2", "30.0", "30.0", "20.0", "55.0", "2.0"]
+                        "LONGTAIL macro-F1", "step acc (RANDOM)", "steps imply gold (RANDOM)",
+                        "format errors (RANDOM)"]
+    assert lines[1] == [SAM, "3", "45.0 ± 5.0", "33.0 ± 3.0", "35.0 ± 5.0", "23.0 ± 3.0", "60.0 ± 0.0", "—",
+                        "10.0 ± 0.0"]
+    assert lines[2] == ["GRPO", "1", "41.2", "30.0", "30.0", "20.0", "55.0", "—", "2.0"]
     assert len(lines) == 3  # only this table's rows
     legend = md.strip().splitlines()[-1]
     assert "sample standard deviation" in legend and "single-seed" in legend and "no spread" in legend
     abl = _table_lines(render_markdown(rows, "ablation"))
     assert [line[0] for line in abl[1:]] == [SAM, "SAM (positive only)"]
-    assert abl[2][2:] == ["42.0", "31.0", "—", "—", "50.0", "0.0"]
+    assert abl[2][2:] == ["42.0", "31.0", "—", "—", "50.0", "—", "0.0"]
 
 
 def test_distillation_markdown():
@@ -273,4 +275,4 @@ def test_real_evaluate_responses_metrics(tmp_path):
     assert row["splits"][RANDOM]["accuracy"]["mean"] == 1.0
     assert row["splits"][RANDOM]["pairs_per_s"] is None
     assert _table_lines(render_markdown([row], "main"))[1] == [
-        "gold traces", "1", "100.0", "100.0", "100.0", "100.0", "100.0", "0.0"]
+        "gold traces", "1", "100.0", "100.0", "100.0", "100.0", "100.0", "100.0", "0.0"]
