@@ -474,7 +474,8 @@ def records_for(stage: Stage, metrics: dict[str, dict]) -> list[dict]:
 
 # Paired differences printed with the tables: (A, B) model keys; A minus B over the same pairs.
 COMPARISONS = (("grpo_sam", "grpo"), ("grpo", "sft_reasoning"), ("grpo_sam", "sft_reasoning"),
-               ("grpo_sam", "classifier"), ("student", "grpo_sam"))
+               ("grpo_sam", "classifier"), ("student", "grpo_sam"), ("student_head", "grpo_sam"),
+               ("student_head_soft", "grpo_sam"))
 
 
 def seed_evaluations(matrix: Matrix, model: str, split: str) -> dict[int, Path]:
