@@ -2,13 +2,16 @@
 
 * teacher: the reasoning model, greedy criteria-guided judgements (`evaluation.generation`);
 * student (generate): the label-only student writing ``<answer>L</answer>`` (up to 8 tokens);
-* student (one pass): the same student read at its label tokens (`evaluation.label_scorer`).
+* student (one pass): the same student read at its label tokens (`evaluation.label_scorer`), or a
+  classification-head student read by its head (it has no generate row).
+
+``--student`` takes several folders: each is timed the same way, against the same teacher.
 
 Each at every ``--batch-sizes`` (default 1 and 32) on the same benchmark pairs (test_random of a
 freshly generated benchmark unless ``--data`` names an RL parquet), via
 `evaluation.latency.measure_latency`; the speed-up is over the teacher at the same batch size.
 
-    python benchmarks/bench_latency.py [--teacher tiny-sft] [--student tiny-label] [--pairs 64]
+    python benchmarks/bench_latency.py [--teacher tiny-sft] [--student tiny-label [DIR ...]] [--pairs 64]
         [--teacher-pairs 32] [--batch-sizes 1 32] [--max-new-tokens 1024] [--threads 1]
         [--device cpu|cuda] [--data PARQUET] [--json OUT]
 """
@@ -41,7 +44,8 @@ def load_prompts(data: str | None, n: int) -> list[list[dict]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", default="tiny-sft")
-    ap.add_argument("--student", default="tiny-label")
+    ap.add_argument("--student", nargs="+", default=["tiny-label"],
+                    help="students: model_zoo names or folders (a label-only LM or a classification head)")
     ap.add_argument("--pairs", type=int, default=64, help="pairs timed for the student")
     ap.add_argument("--teacher-pairs", type=int, default=32, help="pairs timed for the teacher (the slow one)")
     ap.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from evaluation.generation import SamplingConfig, load_generator, render_prompts
-    from evaluation.label_scorer import load_scorer
+    from evaluation.label_scorer import is_classifier_folder, load_scorer
     from evaluation.latency import generate_fn, measure_latency
     from model_zoo import resolve_model
 
@@ -63,28 +67,33 @@ def main(argv: list[str] | None = None) -> int:
     chats = load_prompts(args.data, max(args.pairs, args.teacher_pairs))
     biggest = max(args.batch_sizes)
     teacher = load_generator(str(resolve_model(args.teacher)), "hf", args.device, biggest)
-    student_path = str(resolve_model(args.student))
-    student_gen = load_generator(student_path, "hf", args.device, biggest)
+    students = [str(resolve_model(s)) for s in args.student]
+    student_gens = {p: load_generator(p, "hf", args.device, biggest) for p in students
+                    if not is_classifier_folder(p)}
+    named = len(students) > 1
     rows = []
     for bs in args.batch_sizes:
-        scorer = load_scorer(student_path, args.device, bs)  # a fresh prefix cache per batch size
-        ids = render_prompts(scorer.tokenizer, chats)
         t_ids = render_prompts(teacher.tokenizer, chats)[:args.teacher_pairs]
-        runs = {
-            "teacher (reasoning, generate)": measure_latency(
-                generate_fn(teacher, SamplingConfig(max_new_tokens=args.max_new_tokens)), t_ids, bs),
-            "student (label, generate)": measure_latency(
-                generate_fn(student_gen, SamplingConfig(max_new_tokens=8)), ids[:args.pairs], bs),
-            "student (label, one pass)": measure_latency(scorer.score, ids[:args.pairs], bs),
-        }
+        runs = {"teacher (reasoning, generate)": measure_latency(
+            generate_fn(teacher, SamplingConfig(max_new_tokens=args.max_new_tokens)), t_ids, bs)}
+        for path, given in zip(students, args.student):
+            tag = f" {given}" if named else ""
+            scorer = load_scorer(path, args.device, bs)  # a fresh prefix cache per batch size
+            ids = render_prompts(scorer.tokenizer, chats)[:args.pairs]
+            if path in student_gens:
+                runs[f"student{tag} (label, generate)"] = measure_latency(
+                    generate_fn(student_gens[path], SamplingConfig(max_new_tokens=8)), ids, bs)
+            kind = "head" if is_classifier_folder(path) else "label"
+            runs[f"student{tag} ({kind}, one pass)"] = measure_latency(scorer.score, ids, bs)
         base = runs["teacher (reasoning, generate)"]["pairs_per_s"]
         for name, r in runs.items():
             rows.append({"model": name, **r, "speedup": r["pairs_per_s"] / base})
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"device {args.device}; teacher {args.teacher}, student {args.student}")
-    print(f"{'model':32} {'batch':>5} {'pairs':>5} {'pairs/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'speed-up':>9}")
+          f"device {args.device}; teacher {args.teacher}, students {' '.join(args.student)}")
+    width = max(32, *(len(r["model"]) for r in rows))
+    print(f"{'model':{width}} {'batch':>5} {'pairs':>5} {'pairs/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'speed-up':>9}")
     for r in rows:
-        print(f"{r['model']:32} {r['batch_size']:>5} {r['pairs']:>5} {r['pairs_per_s']:>9.2f} "
+        print(f"{r['model']:{width}} {r['batch_size']:>5} {r['pairs']:>5} {r['pairs_per_s']:>9.2f} "
               f"{r['p50_ms']:>9.2f} {r['p99_ms']:>9.2f} {r['speedup']:>8.1f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
