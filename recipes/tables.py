@@ -91,7 +91,8 @@ PRESETS = {
                   # label-only: at 16 steps of 8 the model never wrote "<answer>L</answer>" (100% format
                   # errors); 200 steps of 8 see 1600 gold pairs, against the 256 prompts RL samples from.
                   warmup_steps=None, rl_steps=RL_STEPS_CPU, label_only_steps=200, student="mini",
-                  student_steps=150, pool_size=1000, eval_rows=1000, max_new_tokens=256, eval_batch_size=64,
+                  # 384 new tokens: the paper-shaped judgements run ~240 (256 cut 38% of its warm-up's)
+                  student_steps=150, pool_size=1000, eval_rows=1000, max_new_tokens=384, eval_batch_size=64,
                   seeds=3, rl_overrides=("trainer.test_freq=4", "trainer.val_before_train=true"),
                   warmup_paper="zoo:mini-sft-paper", ablation_seeds=1, zero_shot=False,
                   ablations=("grpo_sam_negative_only", "grpo_sam_first_error", "grpo_sam_paper_variant",
@@ -171,7 +172,10 @@ RL_RUNS = {
     "grpo_sam_no_warmup": RLRun("grpo_sam", (), "base", "default"),
     "grpo_sam_paper_variant": RLRun("grpo_sam", ("algorithm.sam.variant=paper",), "warmup", "default"),
     "grpo_sam_excluded": RLRun("grpo_sam", ("algorithm.sam.exclude_masked_from_loss=true",), "warmup", "default"),
-    "grpo_sam_paper": RLRun("grpo_sam_paper", (), "warmup_paper", "paper"),
+    # The paper-shaped judgements are the longest (six steps, two labels): ~240 tokens in the terse
+    # style, where the miniature's scale allows 256 (it cut 38% of the warm-up's); 384 is the
+    # recipes' own limit, which the larger presets keep anyway.
+    "grpo_sam_paper": RLRun("grpo_sam_paper", ("data.max_response_length=384",), "warmup_paper", "paper"),
 }
 
 
