@@ -620,12 +620,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from evaluation.tables import write_results
 
-    out.mkdir(parents=True, exist_ok=True)
+    # The tables grow in the work folder while stages run and reach `out` only when the run ends, so a
+    # half-finished run can never be committed as a result by accident.
+    live = work / "live"
+    live.mkdir(parents=True, exist_ok=True)
     header = {"preset": args.preset, "seeds": len(seeds), "tables": ", ".join(sorted(tables)), "commit": git_commit(),
               "command": "python -m recipes.tables " + shlex.join(argv if argv is not None else sys.argv[1:]),
               "started": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               **{f"machine.{k}": v for k, v in machine_facts().items()}, "note": preset.note}
     started = time.perf_counter()
+    print(f"tables so far: {live / 'README.md'} (results go to {out} when the run ends)")
     records, times, failed, eval_failed = [], [], set(), set()
     bar = tqdm(matrix.stages.values(), desc="tables", unit="stage")
     for stage in bar:
@@ -656,10 +660,10 @@ def main(argv: list[str] | None = None) -> int:
         header.update({"status": f"in progress: {len(times)} of {len(matrix.stages)} stages",
                        "wall_s": round(time.perf_counter() - started)})
         if records:
-            write_results(records, out, header, intervals=intervals_markdown(interval_rows(matrix)))
+            write_results(records, live, header, intervals=intervals_markdown(interval_rows(matrix)))
         if stage.kind == "rl":
-            plot_learning_curves(matrix, out)
-        write_stage_times(out, times)
+            plot_learning_curves(matrix, live)
+        write_stage_times(live, times)
         tqdm.write(f"{stage.key}: {status} ({wall:.0f} s)")
 
     problems = ([f"failed stages: {sorted(failed)}"] if failed else []) + \
@@ -667,7 +671,9 @@ def main(argv: list[str] | None = None) -> int:
     header.update({"status": "complete" if not problems else "finished with " + "; ".join(problems),
                    "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                    "wall_s": round(time.perf_counter() - started)})
+    out.mkdir(parents=True, exist_ok=True)
     plot_learning_curves(matrix, out)
+    write_stage_times(out, times)
     if records:
         write_results(records, out, header, intervals=intervals_markdown(interval_rows(matrix)))
     print(f"results: {out / 'README.md'}")

@@ -183,3 +183,28 @@ def test_a_distillation_row_gets_ranking_and_serving_latency(tmp_path, monkeypat
     keys = ("accuracy", "macro_f1", "ndcg@10", "mrr", "serve_pairs_per_s", "serve_p50_ms")
     assert [{k: again[s].get(k) for k in keys} for s in SPLITS] == [{k: results[s].get(k) for k in keys}
                                                                   for s in SPLITS]
+
+
+def test_results_reach_the_output_folder_only_when_the_run_ends(tmp_path, monkeypatch):
+    """While stages run the tables grow in <work>/live; the output folder (committed results) gets
+    them once, with the final status, so a half-finished run cannot be committed as a result."""
+    from recipes import tables
+
+    work, out = tmp_path / "work", tmp_path / "out"
+    seen_during_run = []
+
+    def fake_run(matrix, stage, log):
+        seen_during_run.append(out.exists())
+        (work / stage.key).mkdir(parents=True, exist_ok=True)
+        return True, 1.0
+
+    monkeypatch.setattr(tables, "ensure_data", lambda preset: {"default": tmp_path / "data"})
+    monkeypatch.setattr(tables, "run_stage", fake_run)
+    monkeypatch.setattr(tables, "evaluate_stage", lambda matrix, stage: {
+        split: {"mode": "generate", "n": 10, "accuracy": 0.5} for split in SPLITS})
+    assert tables.main(["--preset", "tiny", "--seeds", "1", "--work", str(work), "--out", str(out),
+                        "--tables", "main"]) == 0
+    assert seen_during_run and not any(seen_during_run)
+    assert json.loads((work / "live" / "header.json").read_text())["status"].startswith("in progress")
+    assert json.loads((out / "header.json").read_text())["status"] == "complete"
+    assert (out / "stages.md").exists() and (out / "main.md").exists()
