@@ -222,3 +222,18 @@ def test_seed_bands_are_mean_min_max_per_step_and_plot(tmp_path):
     both.write_text(json.dumps({"step": 1, "data": {"sam/step_acc": 0.9, "relevance/step_acc": 0.5}}) + "\n")
     assert seed_bands([both], ("relevance/step_acc", "sam/step_acc")) == [(1, 0.5, 0.5, 0.5)]
     assert "step accuracy (train, sampled)" in plot_seed_bands({"grpo": [both]}, tmp_path / "c2.png")
+
+
+def test_a_model_without_steps_gets_no_step_accuracy_difference(tmp_path):
+    """A student writes the label alone: its difference to the teacher is in accuracy only."""
+    m = Matrix(PRESETS["cpu"], [0], tmp_path, {}, "mini")
+    m.stages = {"grpo_sam-s0": Stage("grpo_sam-s0", "grpo_sam", 0, "default", "rl"),
+                "student-s0": Stage("student-s0", "student", 0, "default", "distill")}
+    rng = np.random.default_rng(1)
+    _predictions(tmp_path, "grpo_sam-s0", "test_random", rng.integers(0, 2, 50).tolist())
+    _predictions(tmp_path, "student-s0", "test_random", rng.integers(0, 2, 50).tolist())
+    [row] = interval_rows(m)
+    assert row["a"].startswith("Student") and row["diff"] is not None
+    assert row["step_accuracy"] == {"over_pairs": None, "over_seeds": None}
+    [line] = [l for l in intervals_markdown([row]).splitlines() if l.startswith("| Student")]
+    assert "| - | - |" in line  # both step-accuracy cells
