@@ -44,9 +44,9 @@ def ensure_benchmark(data_dir: Path, lang: str = "en", seed: int = 0, criteria: 
     ``criteria`` sets the prompts and warm-up traces (``free_form`` for the prompt
     ablation); ``pool_size`` adds the unlabelled pool (``pool/pool.parquet``) that
     distillation labels. The labelled splits are the same for a seed either way. A generated
-    benchmark written with another content of ``criteria`` (its summary's digest) is written
-    again; other data is used as it is, unless its own criteria file has changed since
-    (StaleDataError).
+    benchmark of ``criteria`` written with another content of it (its summary's digest) is written
+    again; other data, a benchmark of another criteria included, is used as it is, unless its own
+    criteria file has changed since (StaleDataError).
     """
     from data_prep.criteria import load_criteria
 
@@ -57,7 +57,17 @@ def ensure_benchmark(data_dir: Path, lang: str = "en", seed: int = 0, criteria: 
         _check_unchanged(data_dir)
         if pool_ready:
             return data_dir
-    digest = load_criteria(criteria).digest
+    wanted = load_criteria(criteria)
+    written_with = _written(data_dir).get("criteria") if ready else None
+    if isinstance(written_with, str) and written_with != wanted.ref:
+        # Another criteria's benchmark (the free-form twin passed as --data-dir, say): the rows carry
+        # their own criteria, so it is used as it is and never written over.
+        _check_unchanged(data_dir)
+        if not pool_ready:
+            raise StaleDataError(f"{data_dir}: written with criteria {written_with!r} and without the unlabelled "
+                                 f"pool; pass a folder written with a pool, or another folder")
+        return data_dir
+    digest = wanted.digest
     pool_summary = _written(pool) if pool.exists() else None
     stale = ready and (_written(data_dir).get("criteria_digest") != digest
                        or pool_summary is not None and pool_summary.get("criteria_digest") != digest)

@@ -149,10 +149,29 @@ def test_launcher_writes_a_stale_cached_benchmark_again(tmp_path):
     from data_prep.benchmark import BenchmarkConfig, build_benchmark
     from recipes.launch import ensure_benchmark
 
-    out = tmp_path / "bench"  # a small benchmark of the default criteria where compact is asked for
-    build_benchmark(BenchmarkConfig(train_size=20, val_size=5, test_random_size=5, test_longtail_size=10,
-                                    sft_size=0, rank_queries=0, progress=False), out)
+    out = tmp_path / "bench"  # a small compact benchmark written before its criteria file was edited
+    build_benchmark(BenchmarkConfig(criteria="compact", train_size=20, val_size=5, test_random_size=5,
+                                    test_longtail_size=10, sft_size=0, rank_queries=0, progress=False), out)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    (out / "summary.json").write_text(json.dumps({**summary, "criteria_digest": "0" * 16}), encoding="utf-8")
     assert ensure_benchmark(out, criteria="compact") == out
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["criteria"] == "compact" and summary["criteria_digest"] == load_criteria("compact").digest
     assert pq.ParquetFile(out / "train.parquet").metadata.num_rows == BenchmarkConfig().train_size
+
+
+def test_launcher_uses_another_criterias_benchmark_as_it_is(tmp_path):
+    """The free-form twin passed as --data-dir to a recipe whose prompts are the compact criteria's:
+    its rows carry their own criteria, and the folder is never written over."""
+    from data_prep.benchmark import BenchmarkConfig, build_benchmark
+    from recipes.launch import StaleDataError, ensure_benchmark
+
+    out = tmp_path / "bench-free"
+    build_benchmark(BenchmarkConfig(criteria="free_form", train_size=20, val_size=5, test_random_size=5,
+                                    test_longtail_size=10, sft_size=0, rank_queries=0, progress=False), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert ensure_benchmark(out, criteria="compact") == out
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    with pytest.raises(StaleDataError, match="without the unlabelled pool"):
+        ensure_benchmark(out, criteria="compact", pool_size=8)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
