@@ -554,7 +554,9 @@ def intervals_markdown(rows: list[dict]) -> str:
 def write_stage_times(out: Path, rows: list[dict]) -> None:
     lines = ["# Stage times", "", "| stage | model | seed | status | wall s |", "|---|---|---:|---|---:|"]
     lines += [f"| {r['key']} | {r['model']} | {r['seed']} | {r['status']} | {r['wall_s']:.0f} |" for r in rows]
-    (out / "stages.md").write_text("\n".join(lines) + "\n")
+    from evaluation.report import _atomic_write
+
+    _atomic_write(out / "stages.md", "\n".join(lines) + "\n")
 
 
 def plot_learning_curves(matrix: Matrix, out: Path) -> Path | None:
