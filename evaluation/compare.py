@@ -6,7 +6,8 @@ Each folder is one ``python -m evaluation`` report (its ``predictions.jsonl``, o
 itself), one per seed.
 Two metrics, both read per pair: accuracy (the final label is correct) and step accuracy
 (correct / verifiable steps, summed over pairs as in ``metrics.step_accuracy``, so the figure
-equals the report's). Two intervals, which answer different questions:
+equals the report's; not compared when an evaluation has no verifiable step, as for a model that
+writes the label alone or reasons free-form). Two intervals, which answer different questions:
 
 - *over pairs*: seeds are averaged per pair, then the pairs are resampled (a paired bootstrap,
   ``evaluation.stats``). It says how sure the difference is on this pair distribution for
@@ -133,7 +134,12 @@ def compare(a: Sequence[PairScores], b: Sequence[PairScores], resamples: int = 1
         raise ValueError("the A and B evaluations share no pair id: evaluate them on the same split")
     result = {"pairs": len(ids), "pairs_not_shared": {r.folder: len(r.correct) - len(ids) for r in (*a, *b)},
               "a": [r.folder for r in a], "b": [r.folder for r in b], "metrics": {}}
+    no_steps = [r.folder for r in (*a, *b) if not any(r.step_verifiable[i] for i in ids)]
+    if no_steps:  # a model that writes the label alone (or free-form reasoning): no steps to compare
+        result["not_compared"] = {"step_accuracy": f"no verifiable step in {', '.join(no_steps)}"}
     for metric in METRICS:
+        if metric in result.get("not_compared", {}):
+            continue
         va = [metric_value(r, ids, metric) for r in a]
         vb = [metric_value(r, ids, metric) for r in b]
         pairs = interval_over_pairs(a, b, ids, metric, resamples)
@@ -167,6 +173,8 @@ def markdown(result: dict, name_a: str = "A", name_b: str = "B") -> str:
         seeds_txt = f"{_pct(seeds[0])} [{_pct(seeds[1])}, {_pct(seeds[2])}]" if seeds else "n/a (one seed)"
         lines.append(f"| {metric.replace('_', ' ')} | {_mean_sd(m['a'])} | {_mean_sd(m['b'])} | {per_seed} | "
                      f"{_pct(d)} [{_pct(lo)}, {_pct(hi)}] | {seeds_txt} |")
+    lines += [f"| {metric.replace('_', ' ')} | not compared: {why} | | | | |"
+              for metric, why in result.get("not_compared", {}).items()]
     dropped = {f: n for f, n in result["pairs_not_shared"].items() if n}
     if dropped:
         lines += ["", "pairs left out (not in every evaluation): " + ", ".join(f"{f}: {n}" for f, n in dropped.items())]

@@ -510,9 +510,8 @@ def interval_rows(matrix: Matrix) -> list[dict]:
             except ValueError as exc:  # no shared pair: the row is left out, and says why
                 print(f"interval {a} - {b} on {split} left out: {exc}", file=sys.stderr)
                 continue
-            acc, step = result["metrics"]["accuracy"], result["metrics"]["step_accuracy"]
-            if (SCORE | CLASSIFY) & {a, b}:  # a model that writes the label alone has no steps to compare
-                step = {"over_pairs": None, "over_seeds": None}
+            acc = result["metrics"]["accuracy"]
+            step = result["metrics"].get("step_accuracy", {"over_pairs": None, "over_seeds": None})
             diff, low, high = acc["over_pairs"]
             acc_b = statistics.fmean(acc["b"])
             rows.append({"a": names[a], "b": names[b], "split": split, "pairs": result["pairs"],

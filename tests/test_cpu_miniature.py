@@ -123,11 +123,13 @@ def test_cpu_preset_runs_main_rows_on_every_seed_and_ablations_on_one(cpu_matrix
     assert label_only[label_only.index("--steps") + 1] == str(PRESETS["cpu"].label_only_steps)
 
 
-def _predictions(work: Path, key: str, split: str, correct: list[int]) -> None:
+def _predictions(work: Path, key: str, split: str, correct: list[int], steps: bool = True) -> None:
+    """Per pair 1 + correct of 2 verifiable steps, or (steps=False, a label-only model) none."""
     folder = work / "eval" / key / split
     folder.mkdir(parents=True)
     (folder / "predictions.jsonl").write_text("".join(
-        json.dumps({"id": f"p{i}", "correct": bool(c), "num_correct": 1 + c, "num_verifiable": 2}) + "\n"
+        json.dumps({"id": f"p{i}", "correct": bool(c), "num_correct": (1 + c) * steps,
+                    "num_verifiable": 2 * steps}) + "\n"
         for i, c in enumerate(correct)))
 
 
@@ -231,7 +233,7 @@ def test_a_model_without_steps_gets_no_step_accuracy_difference(tmp_path):
                 "student-s0": Stage("student-s0", "student", 0, "default", "distill")}
     rng = np.random.default_rng(1)
     _predictions(tmp_path, "grpo_sam-s0", "test_random", rng.integers(0, 2, 50).tolist())
-    _predictions(tmp_path, "student-s0", "test_random", rng.integers(0, 2, 50).tolist())
+    _predictions(tmp_path, "student-s0", "test_random", rng.integers(0, 2, 50).tolist(), steps=False)
     [row] = interval_rows(m)
     assert row["a"].startswith("Student") and row["diff"] is not None
     assert row["step_accuracy"] == {"over_pairs": None, "over_seeds": None}

@@ -79,6 +79,16 @@ def test_t_quantile_and_seed_interval_edges():
     assert interval_over_seeds([0.1, 0.1]) == pytest.approx((0.1, 0.1, 0.1))
 
 
+def test_a_side_without_steps_is_compared_in_accuracy_only(tmp_path, capsys):
+    a = _write(tmp_path / "a", [("x", 1, 2, 2), ("y", 1, 1, 3)])
+    b = _write(tmp_path / "b", [("x", 0, 0, 0), ("y", 1, 0, 0)])  # a student: the label alone
+    r = compare([load_predictions(a)], [load_predictions(b)], resamples=200)
+    assert set(r["metrics"]) == {"accuracy"} and r["metrics"]["accuracy"]["over_pairs"][0] == pytest.approx(0.5)
+    assert r["not_compared"] == {"step_accuracy": f"no verifiable step in {b}"}
+    assert main(["--a", str(a), "--b", str(b), "--resamples", "200"]) == 0
+    assert f"| step accuracy | not compared: no verifiable step in {b} |" in capsys.readouterr().out
+
+
 def test_cli_prints_the_table_and_writes_json(tmp_path, capsys):
     a = [_seeded(tmp_path, f"a{s}", s) for s in range(2)]
     b = [_seeded(tmp_path, f"b{s}", 5 + s) for s in range(2)]
