@@ -58,7 +58,8 @@ def ensure_benchmark(data_dir: Path, lang: str = "en", seed: int = 0, criteria: 
         if pool_ready:
             return data_dir
     wanted = load_criteria(criteria)
-    written_with = _written(data_dir).get("criteria") if ready else None
+    written = _written(data_dir) if ready else {}
+    written_with = written.get("criteria")
     if isinstance(written_with, str) and written_with != wanted.ref:
         # Another criteria's benchmark (the free-form twin passed as --data-dir, say): the rows carry
         # their own criteria, so it is used as it is and never written over.
@@ -69,7 +70,7 @@ def ensure_benchmark(data_dir: Path, lang: str = "en", seed: int = 0, criteria: 
         return data_dir
     digest = wanted.digest
     pool_summary = _written(pool) if pool.exists() else None
-    stale = ready and (_written(data_dir).get("criteria_digest") != digest
+    stale = ready and (written.get("criteria_digest") != digest
                        or pool_summary is not None and pool_summary.get("criteria_digest") != digest)
     if ready and not stale and pool_ready:
         return data_dir

@@ -663,7 +663,8 @@ def main(argv: list[str] | None = None) -> int:
         header.update({"status": f"in progress: {len(times)} of {len(matrix.stages)} stages",
                        "wall_s": round(time.perf_counter() - started)})
         if records:
-            write_results(records, live, header, intervals=intervals_markdown(interval_rows(matrix)))
+            intervals = intervals_markdown(interval_rows(matrix))
+            write_results(records, live, header, intervals=intervals)
         if stage.kind == "rl":
             plot_learning_curves(matrix, live)
         write_stage_times(live, times)
@@ -677,8 +678,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     plot_learning_curves(matrix, out)
     write_stage_times(out, times)
-    if records:
-        write_results(records, out, header, intervals=intervals_markdown(interval_rows(matrix)))
+    if records:  # the intervals of the last stage's write: the evaluations have not changed since
+        write_results(records, out, header, intervals=intervals)
     print(f"results: {out / 'README.md'}")
     return 1 if problems else 0
 
