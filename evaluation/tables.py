@@ -3,9 +3,9 @@
 Input: one record per (table, method, seed, split) evaluation,
 ``{"table", "method", "seed", "split", "metrics"}``, where ``metrics`` is the
 dict returned by `evaluation.evaluate`. `write_results` turns them into
-markdown tables (main, ablation, distillation), a results README, JSON and one
-bar plot per table; the folder keeps records.json and header.json so it can be
-rebuilt later:
+markdown tables (main, ablation, distillation, data efficiency), a results README,
+JSON and one plot per table; the folder keeps records.json and header.json so it
+can be rebuilt later:
 
     python -m evaluation.tables --records DIR/records.json --out DIR2
 """
@@ -22,14 +22,17 @@ from typing import Any, Mapping, Sequence
 
 from evaluation.report import _atomic_write
 
-TABLES = ("main", "ablation", "distillation")
+TABLES = ("main", "ablation", "distillation", "data_efficiency")
 SPLITS = ("test_random", "test_longtail")
 METRICS = ("accuracy", "macro_f1", "step_accuracy", "implied_accuracy", "format_error_rate", "latency_s_per_pair",
            "pairs_per_s",
            # the distillation table's serving view (recipes.tables): ranking on the test distribution's
            # ranking split, latency at the serving batch size (test_random records only)
-           "ndcg@10", "serve_pairs_per_s", "serve_p50_ms")
-TITLES = {"main": "Main results", "ablation": "Ablation", "distillation": "Distillation"}
+           "ndcg@10", "serve_pairs_per_s", "serve_p50_ms",
+           # the data-efficiency table: the gold-labelled pairs the method trained on
+           "gold_pairs")
+TITLES = {"main": "Main results", "ablation": "Ablation", "distillation": "Distillation",
+          "data_efficiency": "Data efficiency"}
 SHORT = {"test_random": "RANDOM", "test_longtail": "LONGTAIL"}
 FIELDS = ("table", "method", "seed", "split", "metrics")
 DASH = "—"
@@ -152,6 +155,8 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], table: str) -> str:
     rows = [r for r in rows if r["table"] == table]
     if table == "distillation":
         return _distillation_markdown(rows)
+    if table == "data_efficiency":
+        return _data_efficiency_markdown(rows)
     body = []
     for r in rows:
         sp, n = r["splits"], r["n_seeds"]
@@ -209,6 +214,47 @@ def _distillation_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     return f"## {TITLES['distillation']}\n\n{table_md}\n\n{legend}\n"
 
 
+_PAIRS_SUFFIX = " gold pairs"
+
+
+def data_efficiency_method(family: str, gold_pairs: int) -> str:
+    """A data-efficiency row's name: the method and the gold-labelled pairs it trained on."""
+    return f"{family}, {gold_pairs}{_PAIRS_SUFFIX}"
+
+
+def data_efficiency_family(method: str) -> str:
+    """The method of a data-efficiency row's name (`data_efficiency_method`'s inverse)."""
+    head, sep, tail = method.rpartition(", ")
+    return head if sep and tail.endswith(_PAIRS_SUFFIX) else method
+
+
+def _gold_pairs(row: Mapping[str, Any]) -> float | None:
+    s = row["splits"]["test_random"]["gold_pairs"] or row["splits"]["test_longtail"]["gold_pairs"]
+    return s["mean"] if s else None
+
+
+def _data_efficiency_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Grouped by method (first-appearance order), by amount of gold pairs within a method."""
+    order = list(dict.fromkeys(data_efficiency_family(r["method"]) for r in rows))
+    return sorted(rows, key=lambda r: (order.index(data_efficiency_family(r["method"])), _gold_pairs(r) or 0))
+
+
+def _data_efficiency_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    body = []
+    for r in _data_efficiency_rows(rows):
+        sp, n, pairs = r["splits"], r["n_seeds"], _gold_pairs(r)
+        body.append([_escape(data_efficiency_family(r["method"])), DASH if pairs is None else f"{pairs:.0f}", str(n),
+                     *(format_cell(sp[split][name], n_seeds=n) for split, name in _QUALITY),
+                     format_cell(sp["test_random"]["step_accuracy"], n_seeds=n)])
+    head = ["Method", "gold pairs", "seeds", *_QUALITY_HEAD, "step acc (RANDOM)"]
+    legend = _LEGEND.format(unit=", in %", extra="; *gold pairs*: the gold-labelled pairs the method trained on "
+                            "(label-only SFT and the classification head: one pass over them; GRPO + SAM: the "
+                            "prompts its steps sampled, whose gold labels are its reward), on top of the "
+                            "warm-up's teacher traces for GRPO + SAM")
+    table_md = _md_table(head, body) if body else "_No runs._"
+    return f"## {TITLES['data_efficiency']}\n\n{table_md}\n\n{legend}\n"
+
+
 # -- plots ---------------------------------------------------------------------------------
 
 
@@ -225,6 +271,9 @@ def plot_tables(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list[
     for table in TABLES:
         trows = [r for r in rows if r["table"] == table]
         if not trows:
+            continue
+        if table == "data_efficiency":
+            paths.append(_plot_data_efficiency(trows, out / f"{table}.png"))
             continue
         fig, ax = plt.subplots(figsize=(max(7.4, 1.6 * len(trows) + 3), 4.2))
         width = 0.8 / len(_QUALITY)
@@ -250,6 +299,47 @@ def plot_tables(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> list[
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def _plot_data_efficiency(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Accuracy against gold pairs (log axis), one line per method and a panel per split; error bars
+    = std over seeds; a method trained on no gold pair (the warm-up) is a dashed level."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401 (matplotlib.ticker below)
+
+    families: dict[str, list] = {}
+    for r in _data_efficiency_rows(rows):
+        families.setdefault(data_efficiency_family(r["method"]), []).append(r)
+    fig, axes = plt.subplots(1, len(SPLITS), figsize=(11, 4.2), sharey=True)
+    for ax, split in zip(axes, SPLITS):
+        for i, (family, frows) in enumerate(families.items()):
+            color = plt.get_cmap("tab10").colors[i % 10]
+            points = [(_gold_pairs(r), r["splits"][split]["accuracy"]) for r in frows]
+            points = [(x, s) for x, s in points if x is not None and s is not None]
+            level = [s for x, s in points if x == 0]
+            points = [(x, s) for x, s in points if x > 0]
+            if level:
+                ax.axhline(100 * level[0]["mean"], color=color, ls="--", lw=1.2, label=f"{family} (no gold pair)")
+            if points:
+                xs = [x for x, _ in points]
+                ys = [100 * s["mean"] for _, s in points]
+                errs = [100 * s["std"] if s["std"] is not None else math.nan for _, s in points]
+                ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, color=color, label=family)
+        ax.axhline(20, color="grey", ls=":", lw=1, label="chance (five balanced labels)")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("gold-labelled training pairs")
+        ax.set_title(f"{SHORT[split]} accuracy", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy, %")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.suptitle("Data efficiency: mean ± std over seeds", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 # -- files ---------------------------------------------------------------------------------

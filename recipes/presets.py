@@ -62,6 +62,7 @@ class Scale:
     steps: int
     val_rows: int
     criteria: Mapping[str, str]  # recipe criteria -> the prompt variant the data is written with
+    prompts_per_step: int  # data.train_batch_size: labelled prompts an RL step samples
 
     @property
     def override(self) -> str:
@@ -80,9 +81,10 @@ def machine_preset(machine: str) -> MachinePreset:
 
 
 def scale(name: str) -> Scale:
-    meta = _compose_option(SCALE, name).launch
+    cfg = _compose_option(SCALE, name)
+    meta = cfg.launch
     return Scale(name=name, models=tuple(meta.models), steps=int(meta.steps), val_rows=int(meta.val_rows),
-                 criteria=dict(meta.get("criteria") or {}))
+                 criteria=dict(meta.get("criteria") or {}), prompts_per_step=int(cfg.data.train_batch_size))
 
 
 def scale_for(machine: str, model_name: str) -> Scale:
@@ -102,3 +104,14 @@ def sft_scale_for(model_name: str) -> str | None:
     another model, which trains on the recipe's own settings."""
     name = str(model_name)
     return name if name in options(SFT_SCALE) else None
+
+
+def sft_batch_size(model_name: str) -> int:
+    """Rows per step of verl's SFT trainer for ``model_name``: its SFT preset's, else the recipe's."""
+    from hydra import compose, initialize_config_dir
+
+    name = sft_scale_for(model_name)
+    if name is not None and "train_batch_size" in (_compose_option(SFT_SCALE, name).get("data") or {}):
+        return int(_compose_option(SFT_SCALE, name).data.train_batch_size)
+    with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
+        return int(compose(config_name="sft_warmup").data.train_batch_size)

@@ -1,7 +1,7 @@
 """One command that reproduces the paper's tables in miniature: methods x seeds.
 
     python -m recipes.tables [--preset cpu|tiny|smollm2|full] [--seeds N] [--out DIR] [--work DIR]
-                             [--model PATH] [--tables main,ablation,distillation] [--dry-run]
+                             [--model PATH] [--tables main,ablation,distillation|data_efficiency] [--dry-run]
 
 Every stage is a real run of the project's launchers in its own folder under the work dir
 (default ``runs/tables-<preset>``); a finished stage is skipped when the command runs again, so
@@ -17,6 +17,12 @@ an interrupted matrix resumes where it stopped.
 * distillation, per seed: the seed's GRPO + SAM model labels the unlabelled pool and a student
   learns to write the label directly (`recipes.distill`);
 * evaluation of every model on test_random and test_longtail (`evaluation.evaluate`).
+* ``--tables data_efficiency`` (its own command, default out ``results/<preset>-data-efficiency``):
+  accuracy against the number of gold-labelled pairs a method trained on: SFT label-only and the
+  classification head on each of the preset's amounts (one pass over that many pairs), GRPO + SAM
+  from the warm-up on each of its RL amounts (one pass: steps x prompts per step), beside the main
+  table's runs of the same methods (reused, not run again) and the warm-up (teacher traces, no
+  gold label).
 
 ``<out>`` (default ``results/<preset>``) gets README.md (preset, machine, commit, time, the main,
 ablation and distillation tables as mean ± std over seeds), the tables as markdown and PNG, the
@@ -41,6 +47,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from evaluation.report import PREDICTIONS_FILE
+from recipes.presets import sft_batch_size
 
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
@@ -74,6 +81,11 @@ class Preset:
     zero_shot: bool = True  # evaluate the base model (a randomly initialised base is chance by construction)
     soft_samples: int = 4  # sampled teacher responses per pool pair: the soft targets of a head student
     head_steps: int = 200  # a classification-head student's steps of 8
+    # The data-efficiency table: gold-labelled pairs for label-only SFT and the classification head,
+    # and for GRPO + SAM (its steps: pairs / prompts per step), seen once each; its seeds
+    data_amounts: tuple[int, ...] = ()
+    rl_data_amounts: tuple[int, ...] = ()
+    data_seeds: int = 1
 
     def criteria_of(self, family: str) -> str:
         """The criteria a prompt family is written with: the launcher's scale of the base model
@@ -97,6 +109,9 @@ PRESETS = {
                   warmup_paper="zoo:mini-sft-paper", ablation_seeds=1, zero_shot=False,
                   ablations=("grpo_sam_negative_only", "grpo_sam_first_error", "grpo_sam_paper_variant",
                              "grpo_sam_excluded", "grpo_sam_paper", "grpo_free"),
+                  # beside the main table's 1600 (label-only, head) and 256 (RL) pairs; RL at 4096
+                  # pairs would be 256 steps (~1.5 h), more than the machine gives a table
+                  data_amounts=(1000, 4000, 20000), rl_data_amounts=(1024,),
                   note="~1M-parameter model, compact prompts, the lenient teacher's warm-up, 1000 pairs per split"),
     # A pipeline check on a 2-core CPU in about an hour: the 270K-parameter tiny model, whose
     # warm-up is model_zoo's format warm-up (verl's SFT trainer would need ~25 min per warm-up).
@@ -105,6 +120,7 @@ PRESETS = {
                    warmup_steps=None, rl_steps=3, label_only_steps=200, student="tiny", student_steps=200,
                    pool_size=128, eval_rows=48, max_new_tokens=256, eval_batch_size=16, seeds=2,
                    rl_overrides=("trainer.test_freq=-1",), warmup_paper="zoo:tiny-sft-paper",
+                   data_amounts=(64,), rl_data_amounts=(24,),
                    note="tiny model, 3 RL steps: checks the pipeline, too small to rank the methods"),
     # One GPU with the project's HF rollout (or vLLM when installed).
     "smollm2": Preset(machine="gpu", base_model="smollm2", warmup="sft", warmup_free="sft", warmup_steps=300,
@@ -120,14 +136,17 @@ PRESETS = {
 }
 
 # (table, display name) entries per model; a model can stand in several tables.
-MAIN, ABLATION, DISTILLATION = "main", "ablation", "distillation"
+MAIN, ABLATION, DISTILLATION, DATA_EFFICIENCY = "main", "ablation", "distillation", "data_efficiency"
+DEFAULT_TABLES = (MAIN, ABLATION, DISTILLATION)
 TABLE_ENTRIES = {
     "zero_shot": [(MAIN, "Base model, zero-shot (criteria prompt)")],
-    "sft_label_only": [(MAIN, "SFT label-only"), (DISTILLATION, "SFT label-only on gold labels")],
-    "sft_reasoning": [(MAIN, "SFT reasoning (warm-up)")],
+    "sft_label_only": [(MAIN, "SFT label-only"), (DISTILLATION, "SFT label-only on gold labels"),
+                       (DATA_EFFICIENCY, "SFT label-only")],
+    # the warm-up learned from the lenient teacher's traces: no gold label
+    "sft_reasoning": [(MAIN, "SFT reasoning (warm-up)"), (DATA_EFFICIENCY, "SFT reasoning (warm-up, teacher traces)")],
     "grpo": [(MAIN, "GRPO (outcome reward)"), (ABLATION, "GRPO, criteria prompt")],
     "grpo_sam": [(MAIN, "GRPO + SAM (symmetric)"), (ABLATION, "GRPO + SAM symmetric"),
-                 (DISTILLATION, "Teacher: GRPO + SAM (reasoning)")],
+                 (DISTILLATION, "Teacher: GRPO + SAM (reasoning)"), (DATA_EFFICIENCY, "GRPO + SAM from the warm-up")],
     "sft_free": [(ABLATION, "SFT warm-up, free-form prompt")],
     "grpo_free": [(ABLATION, "GRPO, free-form prompt")],
     "grpo_sam_negative_only": [(ABLATION, "GRPO + SAM negative_only")],
@@ -141,7 +160,8 @@ TABLE_ENTRIES = {
     "student_head": [(DISTILLATION, "Student: classification head, from the teacher's labels")],
     "student_head_soft": [(DISTILLATION, "Student: classification head, from the teacher's label distribution (KL)")],
     "classifier": [(MAIN, "Traditional relevance model (classification head, gold labels)"),
-                   (DISTILLATION, "Discriminative baseline: classification head on gold labels")],
+                   (DISTILLATION, "Discriminative baseline: classification head on gold labels"),
+                   (DATA_EFFICIENCY, "Classification head (gold labels)")],
 }
 # Label-only SFT writes the answer alone: read in classify mode (its format errors count). The
 # students serve in one forward pass (score mode): the label-only one over its label tokens, the
@@ -190,6 +210,21 @@ class Stage:
     zoo: str | None = None  # model_zoo name or folder, for kind "zoo"
     args: tuple = ()  # kind-specific: sft options, or (recipe, overrides) for rl
     evaluate: bool = True  # False: the stage only provides a model to later stages
+    gold_pairs: int | None = None  # gold-labelled pairs its training saw (the data-efficiency table's x)
+    data_efficiency_only: bool = False  # a run of the data-efficiency table alone (another amount of data)
+    rl_steps: int | None = None  # an RL stage's steps (None: the preset's)
+
+    def entries(self) -> list[tuple[str, str]]:
+        """The (table, name) rows the stage's model stands in."""
+        entries = TABLE_ENTRIES[self.model]
+        if self.data_efficiency_only:
+            return [e for e in entries if e[0] == DATA_EFFICIENCY]
+        return [e for e in entries if e[0] != DATA_EFFICIENCY or self.gold_pairs is not None]
+
+    @property
+    def row(self) -> str:
+        """What its seeds are compared as: the model, or the model at another amount of data."""
+        return f"{self.model}-n{self.gold_pairs}" if self.data_efficiency_only else self.model
 
 
 class Matrix:
@@ -201,13 +236,16 @@ class Matrix:
         self._add(Stage("base", "zero_shot", 0, "default", "zoo", zoo=base_model, evaluate=preset.zero_shot))
         ablations = [m for m in RL_RUNS if m not in MAIN_RL and (preset.ablations is None or m in preset.ablations)]
         starts = {RL_RUNS[m].start for m in (*MAIN_RL, *ablations)}
+        self.sft_batch = sft_batch_size(base_model)
+        self.rl_batch = rl_prompts_per_step(preset)
         for key, model, warmup, criteria in (("warmup", "sft_reasoning", preset.warmup, "default"),
                                              ("warmup_free", "sft_free", preset.warmup_free, "free_form"),
                                              ("warmup_paper", "sft_paper", preset.warmup_paper, "paper")):
             if key not in starts:  # no RL run of this preset starts from it
                 continue
+            gold = 0 if key == "warmup" and warmup.startswith("zoo:") else None  # the lenient teacher's traces
             if warmup.startswith("zoo:"):
-                self._add(Stage(key, model, 0, criteria, "zoo", zoo=warmup[4:]))
+                self._add(Stage(key, model, 0, criteria, "zoo", zoo=warmup[4:], gold_pairs=gold))
             else:
                 steps = ("--steps", str(preset.warmup_steps)) if preset.warmup_steps else ()
                 self._add(Stage(key, model, 0, criteria, "sft", deps=["base"], args=steps))
@@ -215,11 +253,7 @@ class Matrix:
         # The main and distillation rows of every seed first, so a stopped run has answered the
         # main questions before it starts on the ablations.
         for seed in seeds:
-            self._add(Stage(f"sft_label_only-s{seed}", "sft_label_only", seed, "default", "sft", deps=["base"],
-                            args=("--label-only", "--steps", str(preset.label_only_steps))))
-            # the discriminative baseline: as many gold pairs as label-only SFT sees
-            self._add(Stage(f"classifier-s{seed}", "classifier", seed, "default", "classifier", deps=["base"],
-                            args=("--steps", str(preset.label_only_steps))))
+            self._add_gold_label_runs(preset.label_only_steps, seed)
             for model in MAIN_RL:
                 self._add_rl(model, seed)
             self._add(Stage(f"student-s{seed}", "student", seed, "default", "distill", deps=[f"grpo_sam-s{seed}"]))
@@ -228,18 +262,38 @@ class Matrix:
         for seed in ablation_seeds:
             for model in ablations:
                 self._add_rl(model, seed)
+        # the data-efficiency table's other amounts, smallest first; the warm-up is its RL's start
+        amounts = sorted([(n, "gold") for n in preset.data_amounts] + [(n, "rl") for n in preset.rl_data_amounts])
+        for seed in seeds[:preset.data_seeds]:
+            for pairs, kind in amounts:
+                if kind == "gold":
+                    self._add_gold_label_runs(max(1, pairs // self.sft_batch), seed, suffix=f"-n{pairs}")
+                else:
+                    self._add_rl("grpo_sam", seed, steps=max(1, pairs // self.rl_batch), suffix=f"-n{pairs}")
 
-    def _add_rl(self, model: str, seed: int) -> None:
+    def _add_gold_label_runs(self, steps: int, seed: int, suffix: str = "") -> None:
+        """SFT label-only and the discriminative baseline on the same gold pairs (steps of the SFT batch)."""
+        pairs, series = steps * self.sft_batch, bool(suffix)
+        self._add(Stage(f"sft_label_only{suffix}-s{seed}", "sft_label_only", seed, "default", "sft", deps=["base"],
+                        args=("--label-only", "--steps", str(steps)), gold_pairs=pairs,
+                        data_efficiency_only=series))
+        self._add(Stage(f"classifier{suffix}-s{seed}", "classifier", seed, "default", "classifier", deps=["base"],
+                        args=("--steps", str(steps), "--batch-size", str(self.sft_batch)), gold_pairs=pairs,
+                        data_efficiency_only=series))
+
+    def _add_rl(self, model: str, seed: int, steps: int | None = None, suffix: str = "") -> None:
         run = RL_RUNS[model]
-        self._add(Stage(f"{model}-s{seed}", model, seed, run.prompts, "rl", deps=[run.start],
-                        args=(run.recipe, run.overrides)))
+        gold = (steps or self.preset.rl_steps) * self.rl_batch if run.start == "warmup" else None
+        self._add(Stage(f"{model}{suffix}-s{seed}", model, seed, run.prompts, "rl", deps=[run.start],
+                        args=(run.recipe, run.overrides), gold_pairs=gold, data_efficiency_only=bool(suffix),
+                        rl_steps=steps))
 
     def _add(self, stage: Stage) -> None:
         self.stages[stage.key] = stage
 
     def keep_tables(self, tables: set[str]) -> None:
         """Drop the stages no row of ``tables`` needs (a stage stays if a kept stage starts from it)."""
-        needed = {k for k, s in self.stages.items() if any(t in tables for t, _ in TABLE_ENTRIES[s.model])}
+        needed = {k for k, s in self.stages.items() if any(t in tables for t, _ in s.entries())}
         for key in reversed(list(self.stages)):
             if key in needed:
                 needed.update(self.stages[key].deps)
@@ -269,9 +323,12 @@ class Matrix:
                     *stage.args]
         if stage.kind == "rl":
             recipe, extra = stage.args
+            steps = stage.rl_steps or p.rl_steps
+            # a longer run validates at the preset's cadence in steps, not 4x as often
+            cadence = (f"trainer.test_freq={max(1, steps // 4)}",) if stage.rl_steps else ()
             return [py, "-m", "recipes.launch", *common, "--config", recipe, "--model", start,
-                    "--data-dir", str(self.data[stage.criteria]), "--steps", str(p.rl_steps), "--save-hf",
-                    *p.rl_overrides, *extra]
+                    "--data-dir", str(self.data[stage.criteria]), "--steps", str(steps), "--save-hf",
+                    *p.rl_overrides, *cadence, *extra]
         if stage.kind == "classifier":
             return [py, "-m", "recipes.classifier", *common, "--model", start, "--data",
                     str(self.data[stage.criteria]), "--no-progress", *stage.args]
@@ -286,6 +343,14 @@ class Matrix:
                     "--max-new-tokens", str(p.max_new_tokens), "--batch-size", str(p.eval_batch_size),
                     "--soft-samples", str(p.soft_samples)]
         return None
+
+
+def rl_prompts_per_step(preset: Preset) -> int:
+    """Labelled prompts an RL step of the preset samples: its overrides', else its model's scale's."""
+    from recipes.presets import scale_for
+
+    given = [o.split("=", 1)[1] for o in preset.rl_overrides if o.startswith("data.train_batch_size=")]
+    return int(given[-1]) if given else scale_for(preset.machine, preset.base_model or "").prompts_per_step
 
 
 def ensure_data(preset: Preset, seed: int = 0) -> dict[str, Path]:
@@ -389,7 +454,7 @@ def evaluate_stage(matrix: Matrix, stage: Stage) -> dict[str, dict]:
         results[split] = evaluate(reader, matrix.data[stage.criteria] / f"{split}.parquet", out,
                                   max_examples=p.eval_rows, mode=mode, progress=False,
                                   max_new_tokens=p.max_new_tokens if mode == "generate" else None)
-    if any(table == DISTILLATION for table, _ in TABLE_ENTRIES[stage.model]):
+    if any(table == DISTILLATION for table, _ in stage.entries()):
         for split, extra in serving_view(matrix, stage, reader).items():
             results[split] = {**results[split], **extra}
     return results
@@ -472,8 +537,18 @@ def portable(obj):
 
 
 def records_for(stage: Stage, metrics: dict[str, dict]) -> list[dict]:
-    return [{"table": table, "method": name, "seed": stage.seed, "split": split, "metrics": portable(metrics[split])}
-            for table, name in TABLE_ENTRIES[stage.model] for split in SPLITS]
+    """One record per (table, split); a data-efficiency row is named by its amount of gold pairs,
+    which its metrics carry as ``gold_pairs``."""
+    from evaluation.tables import data_efficiency_method
+
+    records = []
+    for table, name in stage.entries():
+        extra = {}
+        if table == DATA_EFFICIENCY:
+            name, extra = data_efficiency_method(name, stage.gold_pairs), {"gold_pairs": stage.gold_pairs}
+        records += [{"table": table, "method": name, "seed": stage.seed, "split": split,
+                     "metrics": portable({**metrics[split], **extra})} for split in SPLITS]
+    return records
 
 
 # Paired differences printed with the tables: (A, B) model keys; A minus B over the same pairs.
@@ -482,10 +557,26 @@ COMPARISONS = (("grpo_sam", "grpo"), ("grpo", "sft_reasoning"), ("grpo_sam", "sf
                ("student_head_soft", "grpo_sam"))
 
 
-def seed_evaluations(matrix: Matrix, model: str, split: str) -> dict[int, Path]:
-    """Seed -> evaluation folder of the model's evaluated stages on the split."""
+def data_efficiency_comparisons(matrix: Matrix) -> tuple[tuple[str, str], ...]:
+    """GRPO + SAM on the main table's few gold pairs against the gold-label methods on the most."""
+    most = max(matrix.preset.data_amounts, default=None)
+    return () if most is None else (("grpo_sam", f"sft_label_only-n{most}"), ("grpo_sam", f"classifier-n{most}"))
+
+
+def row_name(matrix: Matrix, row: str) -> str:
+    """A compared row's display name: its model's first table entry, or its data-efficiency row."""
+    from evaluation.tables import data_efficiency_method
+
+    stage = next((s for s in matrix.stages.values() if s.row == row), None)
+    if stage is not None and stage.data_efficiency_only:
+        return data_efficiency_method(stage.entries()[0][1], stage.gold_pairs)
+    return TABLE_ENTRIES[row][0][1]
+
+
+def seed_evaluations(matrix: Matrix, row: str, split: str) -> dict[int, Path]:
+    """Seed -> evaluation folder of the row's evaluated stages on the split (`Stage.row`)."""
     folders = {stage.seed: matrix.work / "eval" / stage.key / split for stage in matrix.stages.values()
-               if stage.model == model}
+               if stage.row == row}
     return {seed: f for seed, f in sorted(folders.items()) if (f / PREDICTIONS_FILE).exists()}
 
 
@@ -495,9 +586,8 @@ def interval_rows(matrix: Matrix) -> list[dict]:
     a single-seed B, e.g. the warm-up, with every seed of A)."""
     from evaluation.compare import compare, load_predictions
 
-    names = {model: entries[0][1] for model, entries in TABLE_ENTRIES.items()}
     rows = []
-    for a, b in COMPARISONS:
+    for a, b in (*COMPARISONS, *data_efficiency_comparisons(matrix)):
         for split in SPLITS:
             fa, fb = seed_evaluations(matrix, a, split), seed_evaluations(matrix, b, split)
             if len(fb) > 1:  # pair seed with seed; a seed only one side has is left out
@@ -514,7 +604,7 @@ def interval_rows(matrix: Matrix) -> list[dict]:
             step = result["metrics"].get("step_accuracy", {"over_pairs": None, "over_seeds": None})
             diff, low, high = acc["over_pairs"]
             acc_b = statistics.fmean(acc["b"])
-            rows.append({"a": names[a], "b": names[b], "split": split, "pairs": result["pairs"],
+            rows.append({"a": row_name(matrix, a), "b": row_name(matrix, b), "split": split, "pairs": result["pairs"],
                          "seeds": [len(fa), len(fb)], "diff": diff, "low": low, "high": high,
                          "excludes_zero": low > 0 or high < 0, "over_seeds": acc["over_seeds"],
                          "ratio": (acc_b + diff) / acc_b if acc_b else None,
@@ -588,11 +678,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="default: cpu on a machine without a GPU, smollm2 with one")
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the preset's)")
     ap.add_argument("--model", default=None, help="base model (required by the full preset)")
-    ap.add_argument("--out", default=None, help="results folder (default: results/<preset>)")
+    ap.add_argument("--out", default=None, help="results folder (default: results/<preset>, and "
+                                                "results/<preset>-data-efficiency for that table alone)")
     ap.add_argument("--work", default=None, help="run folders (default: runs/tables-<preset>)")
-    ap.add_argument("--tables", default=",".join((MAIN, ABLATION, DISTILLATION)),
-                    help="comma-separated tables to make (main, ablation, distillation): a stage runs only "
-                         "if its model has a row in one of them or a later stage needs it")
+    ap.add_argument("--tables", default=",".join(DEFAULT_TABLES),
+                    help="comma-separated tables to make (main, ablation, distillation, data_efficiency; default: "
+                         "the first three): a stage runs only if its model has a row in one of them or a later "
+                         "stage needs it")
     ap.add_argument("--dry-run", action="store_true", help="print the stages and commands, run nothing")
     args = ap.parse_args(argv)
 
@@ -604,12 +696,16 @@ def main(argv: list[str] | None = None) -> int:
     if not seeds:
         ap.error("--seeds must be at least 1")
     work = Path(args.work or REPO / "runs" / f"tables-{args.preset}").resolve()
-    out = Path(args.out or REPO / "results" / args.preset).resolve()
+    tables = {t.strip() for t in args.tables.split(",") if t.strip()}
+    if not tables or tables - {*DEFAULT_TABLES, DATA_EFFICIENCY}:
+        ap.error(f"--tables: choose from {', '.join((*DEFAULT_TABLES, DATA_EFFICIENCY))}; got {args.tables!r}")
+    if DATA_EFFICIENCY in tables and not (preset.data_amounts or preset.rl_data_amounts):
+        ap.error(f"the {args.preset} preset has no data-efficiency amounts (Preset.data_amounts)")
+    # the data-efficiency table alone is a command of its own: its results sit beside the others
+    suffix = "-data-efficiency" if tables == {DATA_EFFICIENCY} else ""
+    out = Path(args.out or REPO / "results" / f"{args.preset}{suffix}").resolve()
     work.mkdir(parents=True, exist_ok=True)
     data = ensure_data(preset)
-    tables = {t.strip() for t in args.tables.split(",") if t.strip()}
-    if not tables or tables - {MAIN, ABLATION, DISTILLATION}:
-        ap.error(f"--tables: choose from {MAIN}, {ABLATION}, {DISTILLATION}; got {args.tables!r}")
     matrix = Matrix(preset, seeds, work, data, base_model)
     matrix.keep_tables(tables)
 
@@ -625,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The tables grow in the work folder while stages run and reach `out` only when the run ends, so a
     # half-finished run can never be committed as a result by accident.
-    live = work / "live"
+    live = work / f"live{suffix}"
     live.mkdir(parents=True, exist_ok=True)
     header = {"preset": args.preset, "seeds": len(seeds), "tables": ", ".join(sorted(tables)), "commit": git_commit(),
               "command": "python -m recipes.tables " + shlex.join(argv if argv is not None else sys.argv[1:]),
@@ -651,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
             eval_start = time.perf_counter()
             cached = all((work / "eval" / stage.key / split / "metrics.json").exists() for split in SPLITS)
             try:
-                records += records_for(stage, evaluate_stage(matrix, stage))
+                records += [r for r in records_for(stage, evaluate_stage(matrix, stage)) if r["table"] in tables]
                 status += ", evaluated in an earlier run" if cached else \
                     f", evaluated in {time.perf_counter() - eval_start:.0f} s"
             except Exception as exc:  # the model stays usable by later stages; its rows are missing

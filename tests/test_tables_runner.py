@@ -31,7 +31,45 @@ def test_every_stage_comes_after_its_inputs(matrix):
         seen.add(key)
     per_seed = {"sft_label_only", "classifier", "student", "student_head", "student_head_soft", *RL_RUNS}
     assert {s.model for s in matrix.stages.values() if s.seed == 1} == per_seed
-    assert len(matrix.stages) == 4 + 2 * len(per_seed)
+    # the data-efficiency table's other amounts: label-only SFT and the head per amount, RL per RL amount
+    extra = [k for k, s in matrix.stages.items() if s.data_efficiency_only]
+    assert sorted(extra) == ["classifier-n64-s0", "grpo_sam-n24-s0", "sft_label_only-n64-s0"]
+    assert len(matrix.stages) == 4 + 2 * len(per_seed) + len(extra)
+
+
+def test_data_efficiency_runs_see_their_amount_of_gold_pairs_once(matrix, tmp_path):
+    """Each run's steps x batch is its amount; the main table's runs stand in the table at theirs,
+    the warm-up at none; the other tables never get a run of another amount."""
+    cmd = {k: matrix.command(s) for k, s in matrix.stages.items()}
+
+    def opt(c, name):
+        return c[c.index(name) + 1]
+
+    sft_batch, rl_batch = matrix.sft_batch, matrix.rl_batch
+    assert (sft_batch, rl_batch) == (4, 4)  # recipes/sft_scale/tiny.yaml, recipes/scale/tiny.yaml
+    assert int(opt(cmd["sft_label_only-n64-s0"], "--steps")) * sft_batch == 64
+    classifier = cmd["classifier-n64-s0"]
+    assert int(opt(classifier, "--steps")) * int(opt(classifier, "--batch-size")) == 64
+    rl = cmd["grpo_sam-n24-s0"]
+    assert int(opt(rl, "--steps")) * rl_batch == 24 and opt(rl, "--model") == "tiny-sft"
+    assert rl[-len(RL_RUNS["grpo_sam"].overrides) - 1:][0] == "trainer.test_freq=1"  # after the preset's
+    stages = matrix.stages
+    assert stages["sft_label_only-s1"].gold_pairs == PRESETS["tiny"].label_only_steps * sft_batch
+    assert stages["grpo_sam-s1"].gold_pairs == PRESETS["tiny"].rl_steps * rl_batch
+    assert stages["warmup"].gold_pairs == 0  # the teacher's traces
+    assert stages["grpo_free-s0"].gold_pairs is None  # not from the warm-up: not in the table
+    metrics = {split: {"accuracy": 0.5} for split in SPLITS}
+    extra = records_for(stages["sft_label_only-n64-s0"], metrics)
+    assert {r["table"] for r in extra} == {"data_efficiency"}
+    assert {r["method"] for r in extra} == {"SFT label-only, 64 gold pairs"}
+    assert all(r["metrics"]["gold_pairs"] == 64 for r in extra)
+    main = records_for(stages["grpo_sam-s0"], metrics)
+    assert {r["table"] for r in main} == {"main", "ablation", "distillation", "data_efficiency"}
+    for tables, kept in (({"distillation"}, False), ({"data_efficiency"}, True)):
+        copy = Matrix(matrix.preset, [0, 1], tmp_path / "w2", matrix.data, "tiny")
+        copy.keep_tables(tables)
+        assert ("grpo_sam-n24-s0" in copy.stages) == kept and ("warmup" in copy.stages)
+        assert ("student-s0" in copy.stages) != kept
 
 
 def test_rl_commands_start_from_the_right_model_and_data(matrix, tmp_path):
@@ -82,8 +120,8 @@ def test_records_put_a_model_into_each_of_its_tables(matrix):
     stage = matrix.stages["grpo_sam-s1"]
     metrics = {split: {"accuracy": 0.5, "split": split} for split in SPLITS}
     records = records_for(stage, metrics)
-    assert {r["table"] for r in records} == {"main", "ablation", "distillation"}
-    assert len(records) == 3 * len(SPLITS)
+    assert {r["table"] for r in records} == {"main", "ablation", "distillation", "data_efficiency"}
+    assert len(records) == 4 * len(SPLITS)
     assert all(r["seed"] == 1 and r["metrics"]["split"] == r["split"] for r in records)
 
 
@@ -208,3 +246,38 @@ def test_results_reach_the_output_folder_only_when_the_run_ends(tmp_path, monkey
     assert json.loads((work / "live" / "header.json").read_text())["status"].startswith("in progress")
     assert json.loads((out / "header.json").read_text())["status"] == "complete"
     assert (out / "stages.md").exists() and (out / "main.md").exists()
+
+
+def test_the_data_efficiency_table_is_a_command_of_its_own(tmp_path, monkeypatch):
+    """`--tables data_efficiency` runs the main table's gold-label and RL runs (reused when done)
+    and the other amounts, and writes that table alone; the default tables never show it."""
+    from recipes import tables
+
+    work = tmp_path / "work"
+    ran = []
+
+    def fake_run(matrix, stage, log):
+        ran.append(stage.key)
+        return True, 1.0
+
+    monkeypatch.setattr(tables, "ensure_data", lambda preset: {"default": tmp_path / "data"})
+    monkeypatch.setattr(tables, "run_stage", fake_run)
+    monkeypatch.setattr(tables, "interval_rows", lambda matrix: [])
+    monkeypatch.setattr(tables, "evaluate_stage", lambda matrix, stage: {
+        split: {"mode": "generate", "n": 10, "accuracy": 0.5} for split in SPLITS})
+    out = tmp_path / "de"
+    assert tables.main(["--preset", "tiny", "--seeds", "1", "--work", str(work), "--out", str(out),
+                        "--tables", "data_efficiency"]) == 0
+    assert {"sft_label_only-s0", "grpo_sam-s0", "sft_label_only-n64-s0", "grpo_sam-n24-s0"} <= set(ran)
+    assert not any(k.startswith("student") for k in ran)
+    records = json.loads((out / "records.json").read_text())
+    assert {r["table"] for r in records} == {"data_efficiency"}
+    methods = {r["method"] for r in records}
+    assert {"SFT label-only, 64 gold pairs", "SFT label-only, 800 gold pairs", "GRPO + SAM from the warm-up, 12 gold pairs",
+            "GRPO + SAM from the warm-up, 24 gold pairs"} <= methods
+    assert (out / "data_efficiency.md").exists() and (out / "data_efficiency.png").exists()
+    assert (work / "live-data-efficiency" / "header.json").exists()
+    main_out = tmp_path / "main"
+    assert tables.main(["--preset", "tiny", "--seeds", "1", "--work", str(work), "--out", str(main_out),
+                        "--tables", "main"]) == 0
+    assert {r["table"] for r in json.loads((main_out / "records.json").read_text())} == {"main"}
