@@ -6,7 +6,7 @@ Prints the median time of `sam` (each variant; `symmetric` and `paper` also with
 masked tokens out of the loss, under `seq-mean-token-mean` and `token-mean`, the
 step token counts from the step ids or, as in the trainer mode, the token
 advantages and counts from the ranges; and the registered estimator with its
-metrics),
+metrics and its check that each row's step data belongs to it),
 verl's `grpo_vectorized` and `grpo` (python loop), and the ratio
 sam / grpo_vectorized (target: <= 2x, with the exclusion too; reading int64
 step ids puts the memory-traffic floor near 1.7x). Runs are interleaved so
@@ -59,10 +59,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--loop-repeats", type=int, default=3, help="repeats of verl's slow python-loop grpo")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
+    p.add_argument("--mask-dtype", choices=("float32", "int64"), default="float32",
+                   help="the response mask's dtype (verl's trainer slices it from the int64 attention mask)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rewards, mask, index, step_ids, correct, ranges = make_batch(args.batch, args.length, args.group, args.steps)
+    mask = mask.to(getattr(torch, args.mask_dtype))
 
     fns = {"grpo_vectorized": lambda: compute_grpo_vectorized_outcome_advantage(rewards, mask, index)}
     for v in VARIANTS:
@@ -79,8 +82,12 @@ def main() -> None:
     # the registered estimator as verl's trainer calls it, with its metrics
     algorithm = OmegaConf.create({"sam": {"variant": "symmetric", "exclude_masked_from_loss": True}})
 
+    # the response lengths the reward manager records: the estimator checks each row's against its mask
+    recorded = mask.sum(dim=-1).long()
+
     def estimator() -> None:
-        data = StepData(token_ranges=ranges, step_correct=correct, loss_agg_mode="seq-mean-token-mean")
+        data = StepData(token_ranges=ranges, step_correct=correct, loss_agg_mode="seq-mean-token-mean",
+                        response_tokens=recorded)
         with step_data_context(data):
             compute_sam_outcome_advantage(rewards, mask, index, algorithm)
     fns["estimator[symmetric]+exclude[seq]"] = estimator
@@ -101,7 +108,7 @@ def main() -> None:
 
     base = statistics.median(times["grpo_vectorized"])
     print(f"B={args.batch} T={args.length} G={args.group} K={args.steps} threads={torch.get_num_threads()} "
-          f"repeats={args.repeats}")
+          f"repeats={args.repeats} mask={args.mask_dtype}")
     print(f"{'estimator':<32}{'median ms':>11}{'min ms':>9}{'x grpo_vectorized':>19}")
     for name, ts in times.items():
         med = statistics.median(ts)

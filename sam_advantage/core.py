@@ -53,7 +53,7 @@ import torch
 from verl.utils.groupwise import as_torch_index, group_mean_std
 
 from reward.contracts import CORRECT, UNKNOWN, WRONG
-from sam_advantage.token_spans import step_token_counts_from_ranges
+from sam_advantage.token_spans import response_ends, step_token_counts
 
 VARIANTS = ("symmetric", "negative_only", "first_error", "paper", "none")
 # verl's loss aggregation modes (`actor_rollout_ref.actor.loss_agg_mode`) and
@@ -195,14 +195,20 @@ def compute_sam_advantage_and_keep(
     loss_agg_mode: str = "token-mean",
     token_ranges: torch.Tensor | None = None,
     lengths: torch.Tensor | None = None,
+    ends: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Like `compute_sam_advantage`, also returning the scalars [B] and step keep table [B, K].
 
-    ``token_ranges`` (long [B, K, 2], each step's [t0, t1) inside the response
-    mask's prefix, steps disjoint; the trainer mode has them) can stand in for
+    ``token_ranges`` (long [B, K, 2], each step's [t0, t1) of response positions,
+    steps disjoint; the trainer mode has them) can stand in for
     ``step_ids`` (pass None): the token advantages and the exclusion's step token
     counts then come from the ranges, with no [B, T] step ids at all.
     ``lengths`` is ``response_mask.sum(-1)`` if the caller has it already.
+    ``ends`` is `token_spans.response_ends` of the mask if the caller has them
+    (the ranges path needs them): where every row's mask is its first L_i tokens
+    (``ends == lengths``, single-turn) the advantages end at L_i without a
+    multiply by the mask; rows with holes get their masked step tokens counted
+    exactly (`token_spans.step_token_counts`).
     """
     check_loss_agg_mode(loss_agg_mode)
     with torch.no_grad():
@@ -223,21 +229,19 @@ def compute_sam_advantage_and_keep(
         # outside every step.
         table = torch.cat([torch.ones_like(scalars).unsqueeze(-1), keep.to(scalars.dtype)], dim=-1)
         if exclude_masked_from_loss and step_ids is not None:
-            # One gather gives the kept tokens (1) under the mask, their count
-            # per row gives the loss factor, one multiply the advantages: a
-            # count of step tokens over the [B, T] ids would be a second pass.
-            advantages = _gather_shifted(table, step_ids, response_mask)
-            lengths = response_mask.sum(dim=-1) if lengths is None else lengths
-            factor = loss_scale(advantages.sum(dim=-1), lengths, loss_agg_mode)
-            return advantages.mul_((scalars * factor).unsqueeze(-1)), scalars, keep
+            return _gather_excluded(table, step_ids, response_mask, scalars, loss_agg_mode, lengths), scalars, keep
         row_advantage = scalars
-        if exclude_masked_from_loss:  # from the ranges: the step token counts are [B, K] arithmetic
+        if step_ids is None:
             lengths = response_mask.sum(dim=-1) if lengths is None else lengths
-            masked = ((~keep).to(lengths.dtype) * step_token_counts_from_ranges(token_ranges, lengths)).sum(dim=-1)
+            ends = response_ends(response_mask, lengths) if ends is None else ends
+        if exclude_masked_from_loss:  # from the ranges: the step token counts are [B, K] arithmetic
+            counts = step_token_counts(token_ranges, response_mask, lengths, ends)
+            masked = ((~keep).to(lengths.dtype) * counts).sum(dim=-1)
             row_advantage = scalars * loss_scale(lengths - masked, lengths, loss_agg_mode)
         table.mul_(row_advantage.unsqueeze(-1))
         if step_ids is None:
-            advantages = _advantages_from_ranges(table, token_ranges, response_mask)
+            prefix = bool((ends.to(lengths.device) == lengths).all())
+            advantages = _advantages_from_ranges(table, token_ranges, response_mask, lengths if prefix else None)
         else:  # one gather over the [B, T] step ids; it applies the response mask too
             advantages = _gather_shifted(table, step_ids, response_mask)
         return advantages, scalars, keep
@@ -270,8 +274,42 @@ def _gather_shifted(table: torch.Tensor, step_ids: torch.Tensor, response_mask: 
     return out
 
 
+def _gather_excluded(keep_table: torch.Tensor, step_ids: torch.Tensor, response_mask: torch.Tensor,
+                     scalars: torch.Tensor, loss_agg_mode: str, lengths: torch.Tensor | None) -> torch.Tensor:
+    """The token advantages with masked tokens out of the loss, from the 0/1 keep table [B, 1 + K].
+
+    As `_gather_shifted`, chunk by chunk; while a chunk is in cache its kept
+    tokens (the gathered 1s under the mask) are counted and, where the loss
+    factor is per sequence, its rows are scaled by A_i * L_i / L_kept_i
+    (`loss_scale`): a count and a scaling over the whole [B, T] afterwards
+    would be two more passes over memory. A batch-wide factor (``token-mean``)
+    needs every row's count first: one multiply at the end.
+    """
+    rescale = LOSS_AGG_RESCALE[check_loss_agg_mode(loss_agg_mode)]
+    step_ids = step_ids.to(device=keep_table.device)
+    out = torch.empty(step_ids.shape, dtype=keep_table.dtype, device=keep_table.device)
+    kept = torch.empty(step_ids.shape[0], dtype=keep_table.dtype, device=keep_table.device)
+    lengths = (response_mask.sum(dim=-1) if lengths is None else lengths).to(keep_table.dtype)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, step_ids.shape[1]))
+    buf = torch.empty((min(rows, step_ids.shape[0]), step_ids.shape[1]), dtype=torch.long, device=keep_table.device)
+    for r0 in range(0, step_ids.shape[0], rows):
+        r1 = min(step_ids.shape[0], r0 + rows)
+        ids, dst = buf[: r1 - r0], out[r0:r1]
+        torch.add(step_ids[r0:r1], 1, out=ids)
+        torch.gather(keep_table[r0:r1], 1, ids, out=dst)
+        dst.mul_(response_mask[r0:r1])
+        torch.sum(dst, dim=-1, out=kept[r0:r1])
+        row_scale = scalars[r0:r1]
+        if rescale != BATCH_MEAN:
+            row_scale = row_scale * loss_scale(kept[r0:r1], lengths[r0:r1], loss_agg_mode)
+        dst.mul_(row_scale.unsqueeze(-1))
+    if rescale == BATCH_MEAN and kept.numel():
+        out.mul_(loss_scale(kept, lengths, loss_agg_mode)[0])
+    return out
+
+
 def _advantages_from_ranges(table: torch.Tensor, token_ranges: torch.Tensor,
-                            response_mask: torch.Tensor) -> torch.Tensor:
+                            response_mask: torch.Tensor, prefix_lengths: torch.Tensor | None = None) -> torch.Tensor:
     """The token advantages [B, T] from the table [B, 1 + K] and the steps' token ranges [B, K, 2].
 
     A running sum over the row: column 0's value at token 0, each non-empty
@@ -281,10 +319,17 @@ def _advantages_from_ranges(table: torch.Tensor, token_ranges: torch.Tensor,
     cell adds +a, -a or 0 to a running value that is a or 0. One zeroed buffer
     and one in-place cumulative sum cost about the step-id gather; building the
     [B, T] step ids from the ranges in python cost 20x verl's GRPO estimator.
+
+    With ``prefix_lengths`` (every row's mask is its first L_i tokens) the steps
+    are cut at L_i and column 0's value is taken back at L_i: the row is 0 from
+    there on, exactly, with no pass that multiplies by the mask.
     """
     rows, length = response_mask.shape
     table = table.to(response_mask.device)
     ranges = token_ranges.to(device=response_mask.device).clamp(0, length)
+    if prefix_lengths is not None:
+        ends = prefix_lengths.to(device=response_mask.device, dtype=ranges.dtype).clamp(0, length)
+        ranges = torch.minimum(ranges, ends[:, None, None])
     start, end = ranges[..., 0], ranges[..., 1]
     delta = torch.where(end > start, table[:, 1:] - table[:, :1], torch.zeros_like(table[:, 1:]))
     running = torch.zeros((rows, length), dtype=table.dtype, device=response_mask.device)
@@ -294,6 +339,10 @@ def _advantages_from_ranges(table: torch.Tensor, token_ranges: torch.Tensor,
     running.scatter_add_(1, start.clamp(max=length - 1), torch.where(start < length, delta, 0.0))
     # a step that ends at the row's end has nothing after it to take back
     running.scatter_add_(1, end.clamp(max=length - 1), torch.where(end < length, -delta, 0.0))
+    if prefix_lengths is not None:
+        running.scatter_add_(1, ends.clamp(max=length - 1)[:, None],
+                             torch.where(ends < length, -table[:, 0], 0.0)[:, None])
+        return running.cumsum_(dim=1)
     running.cumsum_(dim=1)
     return running.mul_(response_mask)
 

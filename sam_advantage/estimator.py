@@ -18,7 +18,7 @@ from verl.trainer.ppo.core_algos import register_adv_est
 
 from sam_advantage.config import ESTIMATOR, SamSettings
 from sam_advantage.core import compute_sam_advantage_and_keep, sam_step_metrics
-from sam_advantage.token_spans import step_token_counts_from_ranges
+from sam_advantage.token_spans import response_ends, step_token_counts
 from verl_backend.compat import EstimatorInputs
 
 
@@ -33,16 +33,16 @@ class StepData:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def check_alignment(response_tokens: torch.Tensor | None, response_mask: torch.Tensor) -> None:
+def check_alignment(response_tokens: torch.Tensor | None, response_mask: torch.Tensor,
+                    ends: torch.Tensor | None = None) -> None:
     """Raise if a row's step data was computed for a response of another length: the reward
     extras and the batch tensors travel separately (dispatch to workers, re-ordering), and a
     mix-up would silently mask another response's tokens. The response ends at the last token
-    of its mask (the mask may have holes in multi-turn rollouts; its end is still the end)."""
+    of its mask (the mask may have holes in multi-turn rollouts; its end is still the end).
+    ``ends``: `response_ends` of the mask, if the caller has them."""
     if response_tokens is None:
         return
-    width = response_mask.shape[-1]
-    present = response_mask.bool()
-    ends = torch.where(present.any(dim=-1), width - present.flip(-1).to(torch.int8).argmax(dim=-1), 0)
+    ends = response_ends(response_mask) if ends is None else ends
     recorded = response_tokens.to(ends.device)
     bad = ((recorded >= 0) & (recorded != ends)).nonzero().flatten()
     if bad.numel():
@@ -75,17 +75,19 @@ def compute_sam_outcome_advantage(
     batch = response_mask.shape[0]
     if data.token_ranges.shape[0] != batch or data.step_correct.shape[0] != batch:
         raise RuntimeError(f"SAM step data covers {data.token_ranges.shape[0]} responses, batch has {batch}")
-    check_alignment(data.response_tokens, response_mask)
+    lengths = response_mask.sum(dim=-1)
+    ends = response_ends(response_mask, lengths)
+    check_alignment(data.response_tokens, response_mask, ends)
     settings = SamSettings.from_algorithm(config)
     norm = bool(config.get("norm_adv_by_std_in_grpo", True)) if config is not None else True
     ranges = data.token_ranges.to(response_mask.device)
-    lengths = response_mask.sum(dim=-1)
-    # The token advantages straight from the ranges: no [B, T] step ids.
+    # The token advantages straight from the ranges: no [B, T] step ids; when no row's mask has a
+    # hole (single-turn), no multiply by the mask either (the ends say).
     advantages, scalars, keep = compute_sam_advantage_and_keep(
         token_level_rewards, response_mask, index, None, data.step_correct,
         variant=settings.variant, norm_adv_by_std_in_grpo=norm, epsilon=settings.epsilon,
         exclude_masked_from_loss=settings.exclude_masked_from_loss, loss_agg_mode=data.loss_agg_mode,
-        token_ranges=ranges, lengths=lengths)
-    data.metrics.update(sam_step_metrics(scalars, keep, step_token_counts_from_ranges(ranges, lengths), lengths,
+        token_ranges=ranges, lengths=lengths, ends=ends)
+    data.metrics.update(sam_step_metrics(scalars, keep, step_token_counts(ranges, response_mask, lengths, ends), lengths,
                                          data.step_correct))
     return advantages, advantages

@@ -44,6 +44,14 @@ def test_advantages_from_ranges_equal_advantages_from_step_ids(batch, variant, m
     from_ranges, _, _ = compute_sam_advantage_and_keep(
         rewards, mask, index, None, correct, variant, token_ranges=ranges_tensor(rows, k), **kwargs)
     assert torch.equal(from_ranges, from_ids)  # exact: the running sum only ever adds +a, -a or 0
+    # holes in the mask (tool tokens of a multi-turn response): the ranges index positions
+    holed = mask.clone()
+    holed[:, ::3] = 0
+    from_ids, _, _ = compute_sam_advantage_and_keep(
+        rewards, holed, index, step_ids_from_ranges(rows, t), correct, variant, **kwargs)
+    from_ranges, _, _ = compute_sam_advantage_and_keep(
+        rewards, holed, index, None, correct, variant, token_ranges=ranges_tensor(rows, k), **kwargs)
+    assert torch.equal(from_ranges + 0.0, from_ids + 0.0)  # + 0.0: a zero's sign does not matter
 
 
 def test_advantages_from_ranges_mask_each_step_and_leave_the_rest():
@@ -106,3 +114,54 @@ def test_alignment_check_reads_the_end_of_each_mask():
     check_alignment(None, mask)
     with pytest.raises(RuntimeError, match="row 1 has 4 response tokens, its step data was computed for 3"):
         check_alignment(torch.tensor([3, 3, 0]), mask)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.float32, torch.float64, torch.bool, torch.bfloat16])
+@pytest.mark.parametrize("width", [1, 9, 300, 5000])
+def test_response_ends_equal_a_search_from_the_right(dtype, width):
+    """The position-sum shortcut finds the same ends as searching each row from the right, for
+    prefix masks, masks with holes and empty rows, in every dtype (wide float32 rows go to float64)."""
+    from sam_advantage.token_spans import response_ends
+
+    gen = torch.Generator().manual_seed(width)
+    for trial in range(6):
+        lengths = torch.randint(0, width + 1, (48,), generator=gen)
+        mask = torch.arange(width)[None] < lengths[:, None]
+        if trial % 2:  # holes, as tool tokens leave in multi-turn rollouts
+            mask &= torch.rand(48, width, generator=gen) > 0.05 * trial
+        mask = mask.to(dtype)
+        present = mask.bool()
+        expected = torch.where(present.any(-1), width - present.flip(-1).to(torch.int8).argmax(-1), 0)
+        assert torch.equal(response_ends(mask), expected)
+        sums = mask.sum(dim=-1)
+        given = sums.clone()
+        assert torch.equal(response_ends(mask, given), expected) and torch.equal(given, sums)  # left as given
+
+
+@pytest.mark.parametrize("hole", [False, True])
+def test_the_estimator_equals_sam_from_step_ids_with_and_without_holes_in_the_mask(hole):
+    """The registered estimator skips the multiply by the mask only when no row has a hole."""
+    from omegaconf import OmegaConf
+
+    from sam_advantage.estimator import StepData, compute_sam_outcome_advantage, step_data_context
+
+    rows = [[(0, 3), (3, 6)], [(1, 4), (5, 7)], [(0, 2), (2, 9)], [(0, 0), (2, 5)]]
+    lengths = torch.tensor([8, 7, 9, 6])
+    mask = (torch.arange(10)[None] < lengths[:, None]).long()  # int64, as verl slices the attention mask
+    if hole:
+        mask[1, 4] = 0  # a tool token between two steps: the row still ends at 7
+    rewards = torch.zeros(4, 10)
+    rewards[torch.arange(4), lengths - 1] = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    correct = torch.tensor([[1, 0], [1, 1], [0, -1], [1, 0]])
+    index = np.array(["a", "a", "b", "b"], dtype=object)
+    algorithm = OmegaConf.create({"sam": {"variant": "symmetric", "exclude_masked_from_loss": True}})
+    data = StepData(token_ranges=ranges_tensor(rows, 2), step_correct=correct,
+                    loss_agg_mode="seq-mean-token-mean", response_tokens=lengths)
+    with step_data_context(data):
+        advantages, _ = compute_sam_outcome_advantage(rewards, mask, index, algorithm)
+    expected, _, _ = compute_sam_advantage_and_keep(
+        rewards, mask, index, step_ids_from_ranges(rows, 10), correct, "symmetric",
+        exclude_masked_from_loss=True, loss_agg_mode="seq-mean-token-mean")
+    assert torch.equal(advantages + 0.0, expected + 0.0)  # + 0.0: a zero's sign does not matter
+    assert (advantages[1, 4] == 0) if hole else (advantages[1, 4] != 0)
+    assert int(mask.sum()) == int(lengths.sum()) - int(hole)  # the mask is left as it was
