@@ -65,13 +65,30 @@ def one_hot(label: int) -> list[float]:
     return [1.0 if v == label else 0.0 for v in LABELS]
 
 
+def keep_first_layers(model, layers: int) -> None:
+    """Cut a decoder backbone to its first ``layers`` transformer layers, in place (a distilled
+    student that starts from the lower layers of a trained model, as DistilBERT starts from
+    BERT's); the config says the new depth, so the saved model loads as it is."""
+    body = getattr(model, "base_model", model)
+    stack = getattr(body, "layers", None)
+    if stack is None:
+        raise ValueError(f"{type(model).__name__}: no decoder layers to cut (expected base_model.layers)")
+    if not 1 <= layers <= len(stack):
+        raise ValueError(f"--student-layers {layers}: the backbone has {len(stack)} layers; keep 1 to {len(stack)}")
+    body.layers = stack[:layers]
+    model.config.num_hidden_layers = layers
+    if getattr(model.config, "layer_types", None) is not None:
+        model.config.layer_types = list(model.config.layer_types)[:layers]
+
+
 def train_head(base: Path, prompts: list[list[int]], targets: list[list[float]], out: Path, steps: int = 200,
                batch_size: int = 8, lr: float = 3e-3, seed: int = 0, device: str = "cpu", progress: bool = True,
-               tokenizer=None) -> dict:
+               tokenizer=None, layers: int | None = None) -> dict:
     """Train the backbone with a classification head on (prompt ids, label distribution) pairs,
     taken in order and cycled; the model goes to ``out/hf`` (renamed into place when saved).
 
-    ``targets[i]`` is a distribution over `LABELS` (in that order) summing to 1.
+    ``targets[i]`` is a distribution over `LABELS` (in that order) summing to 1. ``layers``: keep
+    only the backbone's first layers (`keep_first_layers`).
     """
     import torch
     from tqdm.auto import tqdm
@@ -92,7 +109,10 @@ def train_head(base: Path, prompts: list[list[int]], targets: list[list[float]],
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(LABELS), id2label={i: str(v) for i, v in enumerate(LABELS)},
         label2id={str(v): i for i, v in enumerate(LABELS)}, pad_token_id=tokenizer.pad_token_id,
-        dtype=torch.float32).to(device)
+        dtype=torch.float32)
+    if layers is not None:
+        keep_first_layers(model, layers)
+    model = model.to(device)
     model.train()
     optim = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     sched = warmup_cosine(optim, steps)  # as model_zoo's warm-ups
@@ -116,7 +136,8 @@ def train_head(base: Path, prompts: list[list[int]], targets: list[list[float]],
     tmp.rename(out / "hf")
     tail = losses[-20:]
     mass = target_table[list(seen)].sum(0) if seen else torch.zeros(len(LABELS))
-    return {"base_model": str(base), "steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+    return {"base_model": str(base), "layers": model.config.num_hidden_layers, "steps": steps,
+            "batch_size": batch_size, "lr": lr, "seed": seed,
             "distinct_pairs_seen": len(seen),
             "target_mass": {str(v): round(float(m), 2) for v, m in zip(LABELS, mass)},
             "first_loss": losses[0], "final_loss": sum(tail) / len(tail),

@@ -5,6 +5,7 @@
                               [--batch-size N] [--max-new-tokens N] [--backend auto|hf|vllm]
                               [--accept-malformed] [--stage all|label|train] [--soft-samples K]
                               [--student-kind lm|head] [--targets hard|soft] [--labels-dir DIR]
+                              [--student-layers N]
                               [HYDRA_OVERRIDE ...]
 
 1. Label: the teacher writes its criteria-guided judgement for every pool prompt (greedy,
@@ -26,6 +27,8 @@
    * ``head``: the backbone with a classification head (``recipes.classifier.train_head``) on
      the same prompts, ``--targets hard`` (the teacher's label, cross-entropy) or ``soft`` (its
      label distribution, the soft cross-entropy: a KL loss), saved to ``student/hf``.
+     ``--student-layers N`` keeps the backbone's first N layers: a student that starts from
+     the lower layers of a trained model (e.g. the warm-up) is smaller and faster than it.
    ``--stage train --labels-dir D`` trains on the labels another run wrote (one labelling of
    the pool serves every student of a teacher).
 
@@ -306,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--targets", default="hard", choices=TARGETS,
                    help="hard: the teacher's greedy label; soft: its label distribution, with a KL loss "
                         "(--student-kind head; labels written with --soft-samples)")
+    p.add_argument("--student-layers", type=positive_int, default=None, metavar="N",
+                   help="--student-kind head: keep the student backbone's first N layers (default: all)")
     p.add_argument("--labels-dir", default=None,
                    help="--stage train: the folder whose labels to train on (default: --out), e.g. another "
                         "student's run on the same teacher")
@@ -323,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--targets soft needs --student-kind head (verl's SFT trainer has no KL loss)")
     if args.targets == "soft" and args.stage != "train" and args.soft_samples < 1:
         p.error("--targets soft needs the teacher's label distribution: --soft-samples K (K >= 1)")
+    if args.student_layers is not None and args.student_kind != "head":
+        p.error("--student-layers needs --student-kind head")
     if args.labels_dir and args.stage != "train":
         p.error("--labels-dir is read by --stage train (the labels of an earlier run)")
     if args.stage != "train":
@@ -447,7 +454,7 @@ def train_head_student(args, machine: str, labels_dir: Path, labels: Mapping[str
         student.mkdir(parents=True, exist_ok=True)
         trained = train_head(base, prompts, targets, student, steps=args.steps or HEAD_STEPS, seed=args.seed or 0,
                              device="cuda" if machine == "gpu" else "cpu", progress=not args.no_progress,
-                             tokenizer=tokenizer)
+                             tokenizer=tokenizer, layers=args.student_layers)
     except (ValueError, OSError, ModelZooError) as exc:
         return error_exit(exc, out)
     summary = {"teacher": labels.get("teacher"), "student": str(base), "student_hf": trained["hf_model"],

@@ -15,7 +15,8 @@ an interrupted matrix resumes where it stopped.
   from the base model (no warm-up), and the paper recipe (`grpo_sam_paper`) on the
   paper-shaped criteria from its warm-up;
 * distillation, per seed: the seed's GRPO + SAM model labels the unlabelled pool and a student
-  learns to write the label directly (`recipes.distill`);
+  learns to write the label directly (`recipes.distill`); head students read the label from one
+  forward pass, from a fresh backbone or from the warm-up's first layers;
 * evaluation of every model on test_random and test_longtail (`evaluation.evaluate`).
 * ``--tables data_efficiency`` (its own command, default out ``results/<preset>-data-efficiency``):
   accuracy against the number of gold-labelled pairs a method trained on: SFT label-only and the
@@ -81,6 +82,8 @@ class Preset:
     zero_shot: bool = True  # evaluate the base model (a randomly initialised base is chance by construction)
     soft_samples: int = 4  # sampled teacher responses per pool pair: the soft targets of a head student
     head_steps: int = 200  # a classification-head student's steps of 8
+    # soft-target head students that start from the warm-up's first N layers, one per N
+    warm_students: tuple[int, ...] = ()
     # The data-efficiency table: gold-labelled pairs for label-only SFT and the classification head,
     # and for GRPO + SAM (its steps: pairs / prompts per step), seen once each; its seeds
     data_amounts: tuple[int, ...] = ()
@@ -111,7 +114,7 @@ PRESETS = {
                              "grpo_sam_excluded", "grpo_sam_paper", "grpo_free"),
                   # beside the main table's 1600 (label-only, head) and 256 (RL) pairs; RL at 4096
                   # pairs would be 256 steps (~1.5 h), more than the machine gives a table
-                  data_amounts=(1000, 4000, 20000), rl_data_amounts=(1024,),
+                  data_amounts=(1000, 4000, 20000), rl_data_amounts=(1024,), warm_students=(2, 1),
                   note="~1M-parameter model, compact prompts, the lenient teacher's warm-up, 1000 pairs per split"),
     # A pipeline check on a 2-core CPU in about an hour: the 270K-parameter tiny model, whose
     # warm-up is model_zoo's format warm-up (verl's SFT trainer would need ~25 min per warm-up).
@@ -159,6 +162,10 @@ TABLE_ENTRIES = {
     "student": [(DISTILLATION, "Student: label only, from the teacher's labels")],
     "student_head": [(DISTILLATION, "Student: classification head, from the teacher's labels")],
     "student_head_soft": [(DISTILLATION, "Student: classification head, from the teacher's label distribution (KL)")],
+    "student_warm_l2": [(DISTILLATION, "Student: classification head on the warm-up's first 2 layers, from the "
+                                       "teacher's label distribution (KL)")],
+    "student_warm_l1": [(DISTILLATION, "Student: classification head on the warm-up's first layer, from the "
+                                       "teacher's label distribution (KL)")],
     "classifier": [(MAIN, "Traditional relevance model (classification head, gold labels)"),
                    (DISTILLATION, "Discriminative baseline: classification head on gold labels"),
                    (DATA_EFFICIENCY, "Classification head (gold labels)")],
@@ -167,7 +174,7 @@ TABLE_ENTRIES = {
 # students serve in one forward pass (score mode): the label-only one over its label tokens, the
 # heads by their head; so does the classification-head baseline.
 CLASSIFY = {"sft_label_only"}
-SCORE = {"classifier", "student", "student_head", "student_head_soft"}
+SCORE = {"classifier", "student", "student_head", "student_head_soft", "student_warm_l1", "student_warm_l2"}
 STUDENTS = ("student_head", "student_head_soft")  # trained on the labels the seed's "student" stage wrote
 # The distillation table's serving view: each model's ranking quality on the ranking split of a
 # test distribution, and its latency at this batch size on the first SERVE_PAIRS test_random prompts.
@@ -259,6 +266,9 @@ class Matrix:
             self._add(Stage(f"student-s{seed}", "student", seed, "default", "distill", deps=[f"grpo_sam-s{seed}"]))
             for model in STUDENTS:
                 self._add(Stage(f"{model}-s{seed}", model, seed, "default", "distill", deps=[f"student-s{seed}"]))
+            for layers in preset.warm_students:
+                self._add(Stage(f"student_warm_l{layers}-s{seed}", f"student_warm_l{layers}", seed, "default",
+                                "distill", deps=[f"student-s{seed}", "warmup"], args=(layers,)))
         for seed in ablation_seeds:
             for model in ablations:
                 self._add_rl(model, seed)
@@ -309,6 +319,12 @@ class Matrix:
         folder = self.work / key
         return folder / "student" / "hf" if stage.kind == "distill" else folder / "hf"
 
+    def _model_ref(self, key: str) -> str:
+        """A stage's model as a launcher takes it: a model_zoo name (built by the launcher on first
+        use, and its per-model presets apply) or the stage's HF folder."""
+        stage = self.stages[key]
+        return stage.zoo if stage.kind == "zoo" else str(self.model_dir(key))
+
     def command(self, stage: Stage) -> list[str] | None:
         """The stage's command, with its inputs' model folders filled in (None for a model_zoo stage)."""
         p, py, out = self.preset, sys.executable, str(self.work / stage.key)
@@ -316,8 +332,7 @@ class Matrix:
         machine = p.machine if stage.kind == "rl" or p.machine != "vllm" else "gpu"
         common = ["--machine", machine, "--out", out, "--seed", str(stage.seed)]
         # A model_zoo input goes by name, so the launchers pick their per-model presets (tiny: lr, batch).
-        dep = self.stages[stage.deps[0]] if stage.deps else None
-        start = None if dep is None else dep.zoo if dep.kind == "zoo" else str(self.model_dir(dep.key))
+        start = self._model_ref(stage.deps[0]) if stage.deps else None
         if stage.kind == "sft":
             return [py, "-m", "recipes.sft", *common, "--model", start, "--data", str(self.data[stage.criteria]),
                     *stage.args]
@@ -332,6 +347,11 @@ class Matrix:
         if stage.kind == "classifier":
             return [py, "-m", "recipes.classifier", *common, "--model", start, "--data",
                     str(self.data[stage.criteria]), "--no-progress", *stage.args]
+        if stage.kind == "distill" and stage.model.startswith("student_warm"):  # the warm-up's lower layers
+            return [py, "-m", "recipes.distill", *common, "--stage", "train", "--labels-dir",
+                    str(self.work / stage.deps[0]), "--student-kind", "head", "--targets", "soft",
+                    "--student", self._model_ref(stage.deps[1]), "--student-layers", str(stage.args[0]),
+                    "--steps", str(p.head_steps), "--no-progress"]
         if stage.kind == "distill" and stage.model in STUDENTS:  # the labels of the seed's label-only student
             return [py, "-m", "recipes.distill", *common, "--stage", "train", "--labels-dir",
                     str(self.work / stage.deps[0]), "--student-kind", "head",
@@ -554,7 +574,7 @@ def records_for(stage: Stage, metrics: dict[str, dict]) -> list[dict]:
 # Paired differences printed with the tables: (A, B) model keys; A minus B over the same pairs.
 COMPARISONS = (("grpo_sam", "grpo"), ("grpo", "sft_reasoning"), ("grpo_sam", "sft_reasoning"),
                ("grpo_sam", "classifier"), ("student", "grpo_sam"), ("student_head", "grpo_sam"),
-               ("student_head_soft", "grpo_sam"))
+               ("student_head_soft", "grpo_sam"), ("student_warm_l2", "grpo_sam"), ("student_warm_l1", "grpo_sam"))
 
 
 def data_efficiency_comparisons(matrix: Matrix) -> tuple[tuple[str, str], ...]:

@@ -230,6 +230,7 @@ def test_distill_cli_errors(tmp_path, capsys):
             (["--teacher", "t", "--pool", "p", "--targets", "soft", "--student-kind", "head"],
              "--soft-samples K (K >= 1)"),
             (["--teacher", "t", "--pool", "p", "--labels-dir", "x"], "--labels-dir is read by --stage train"),
+            (["--teacher", "t", "--pool", "p", "--student-layers", "1"], "--student-layers needs --student-kind head"),
             (["--teacher", "t", "--pool", "p", "--soft-samples", "-1"], "must be >= 0, got -1")):
         with pytest.raises(SystemExit):
             distill.main(["--out", str(tmp_path / "a"), *args])
@@ -340,3 +341,21 @@ def test_distill_end_to_end_on_cpu(tmp_path):
         assert isinstance(scorer, ClassifierHeadScorer)
         [scored] = scorer.score([ids[0].tolist()])
         assert abs(sum(scored.probs.values()) - 1) < 1e-5
+
+    # a student on the lower layers of a trained model (here the SFT student): one layer kept,
+    # saved at that depth, read back as a one-pass scorer
+    from transformers import AutoConfig
+
+    cut_out = tmp_path / "head-cut"
+    assert distill.main(["--out", str(cut_out), "--stage", "train", "--labels-dir", str(out),
+                         "--student-kind", "head", "--targets", "soft", "--student", str(hf), "--student-layers", "1",
+                         "--steps", "3", "--machine", "cpu", "--no-progress"]) == 0
+    cut = json.loads((cut_out / "summary.json").read_text())
+    assert cut["head"]["layers"] == 1 and AutoConfig.from_pretrained(cut["student_hf"]).num_hidden_layers == 1
+    assert AutoConfig.from_pretrained(hf).num_hidden_layers > 1  # the source model is left as it was
+    [scored] = load_scorer(cut["student_hf"], "cpu", 4).score([ids[0].tolist()])
+    assert abs(sum(scored.probs.values()) - 1) < 1e-5
+    # more layers than the backbone has: one line, exit 2
+    assert distill.main(["--out", str(tmp_path / "head-deep"), "--stage", "train", "--labels-dir", str(out),
+                         "--student-kind", "head", "--targets", "soft", "--student", str(hf), "--student-layers", "99",
+                         "--steps", "3", "--machine", "cpu", "--no-progress"]) == 2

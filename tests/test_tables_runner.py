@@ -281,3 +281,27 @@ def test_the_data_efficiency_table_is_a_command_of_its_own(tmp_path, monkeypatch
     assert tables.main(["--preset", "tiny", "--seeds", "1", "--work", str(work), "--out", str(main_out),
                         "--tables", "main"]) == 0
     assert {r["table"] for r in json.loads((main_out / "records.json").read_text())} == {"main"}
+
+
+def test_warm_students_start_from_the_warm_up_s_first_layers(tmp_path):
+    """A preset's warm students: soft-target heads on the seed's teacher labels, from the warm-up's
+    first N layers; rows of the distillation table named as students."""
+    from dataclasses import replace
+
+    data = {"default": tmp_path / "data", "free_form": tmp_path / "f", "paper": tmp_path / "p",
+            "pool": tmp_path / "pool.parquet"}
+    matrix = Matrix(replace(PRESETS["tiny"], warm_students=(1,)), [0], tmp_path / "work", data, "tiny")
+    matrix.keep_tables({"distillation"})
+    stage = matrix.stages["student_warm_l1-s0"]
+    assert stage.deps == ["student-s0", "warmup"] and list(matrix.stages).index("warmup") < \
+        list(matrix.stages).index("student_warm_l1-s0")
+    cmd = matrix.command(stage)
+
+    def opt(name):
+        return cmd[cmd.index(name) + 1]
+
+    assert opt("--labels-dir") == str(tmp_path / "work" / "student-s0") and opt("--targets") == "soft"
+    assert opt("--student") == "tiny-sft" and opt("--student-layers") == "1"  # a zoo model goes by name
+    records = records_for(stage, {split: {"accuracy": 0.5} for split in SPLITS})
+    assert {r["table"] for r in records} == {"distillation"}
+    assert all(r["method"].startswith("Student:") for r in records)
