@@ -255,11 +255,13 @@ def compute_sam_advantage_and_keep(
 _CHUNK_ELEMENTS = 1 << 19
 
 
-def _gather_shifted(table: torch.Tensor, step_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+def _gather_shifted(table: torch.Tensor, step_ids: torch.Tensor, response_mask: torch.Tensor,
+                    each_chunk=None) -> torch.Tensor:
     """``table.gather(1, step_ids + 1) * response_mask``, chunked over rows.
 
     The shifted ids of one chunk go to a small buffer reused for every chunk:
     a B*T int64 temporary would cost more than the gather itself.
+    ``each_chunk(r0, r1, values)`` is called on each chunk's result while it is in cache.
     """
     step_ids = step_ids.to(device=table.device)
     out = torch.empty(step_ids.shape, dtype=table.dtype, device=table.device)
@@ -271,6 +273,8 @@ def _gather_shifted(table: torch.Tensor, step_ids: torch.Tensor, response_mask: 
         torch.add(step_ids[r0:r1], 1, out=ids)
         torch.gather(table[r0:r1], 1, ids, out=dst)
         dst.mul_(response_mask[r0:r1])
+        if each_chunk is not None:
+            each_chunk(r0, r1, dst)
     return out
 
 
@@ -278,31 +282,25 @@ def _gather_excluded(keep_table: torch.Tensor, step_ids: torch.Tensor, response_
                      scalars: torch.Tensor, loss_agg_mode: str, lengths: torch.Tensor | None) -> torch.Tensor:
     """The token advantages with masked tokens out of the loss, from the 0/1 keep table [B, 1 + K].
 
-    As `_gather_shifted`, chunk by chunk; while a chunk is in cache its kept
-    tokens (the gathered 1s under the mask) are counted and, where the loss
-    factor is per sequence, its rows are scaled by A_i * L_i / L_kept_i
-    (`loss_scale`): a count and a scaling over the whole [B, T] afterwards
-    would be two more passes over memory. A batch-wide factor (``token-mean``)
-    needs every row's count first: one multiply at the end.
+    While a chunk of `_gather_shifted` is in cache its kept tokens (the
+    gathered 1s under the mask) are counted and, where the loss factor is per
+    sequence, its rows are scaled by A_i * L_i / L_kept_i (`loss_scale`): a
+    count and a scaling over the whole [B, T] afterwards would be two more
+    passes over memory. A batch-wide factor (``token-mean``) needs every row's
+    count first: one multiply at the end.
     """
     rescale = LOSS_AGG_RESCALE[check_loss_agg_mode(loss_agg_mode)]
-    step_ids = step_ids.to(device=keep_table.device)
-    out = torch.empty(step_ids.shape, dtype=keep_table.dtype, device=keep_table.device)
     kept = torch.empty(step_ids.shape[0], dtype=keep_table.dtype, device=keep_table.device)
     lengths = (response_mask.sum(dim=-1) if lengths is None else lengths).to(keep_table.dtype)
-    rows = max(1, _CHUNK_ELEMENTS // max(1, step_ids.shape[1]))
-    buf = torch.empty((min(rows, step_ids.shape[0]), step_ids.shape[1]), dtype=torch.long, device=keep_table.device)
-    for r0 in range(0, step_ids.shape[0], rows):
-        r1 = min(step_ids.shape[0], r0 + rows)
-        ids, dst = buf[: r1 - r0], out[r0:r1]
-        torch.add(step_ids[r0:r1], 1, out=ids)
-        torch.gather(keep_table[r0:r1], 1, ids, out=dst)
-        dst.mul_(response_mask[r0:r1])
-        torch.sum(dst, dim=-1, out=kept[r0:r1])
+
+    def count_and_scale(r0: int, r1: int, values: torch.Tensor) -> None:
+        torch.sum(values, dim=-1, out=kept[r0:r1])
         row_scale = scalars[r0:r1]
         if rescale != BATCH_MEAN:
             row_scale = row_scale * loss_scale(kept[r0:r1], lengths[r0:r1], loss_agg_mode)
-        dst.mul_(row_scale.unsqueeze(-1))
+        values.mul_(row_scale.unsqueeze(-1))
+
+    out = _gather_shifted(keep_table, step_ids, response_mask, count_and_scale)
     if rescale == BATCH_MEAN and kept.numel():
         out.mul_(loss_scale(kept, lengths, loss_agg_mode)[0])
     return out
