@@ -676,8 +676,8 @@ def plot_learning_curves(matrix: Matrix, out: Path) -> Path | None:
     runs: dict[str, list[Path]] = {}
     for stage in matrix.stages.values():
         log = matrix.work / stage.key / "metrics.jsonl"
-        if stage.kind == "rl" and log.exists():
-            runs.setdefault(stage.model, []).append(log)
+        if stage.kind == "rl" and log.exists():  # a run of another amount of data is its own curve
+            runs.setdefault(stage.row, []).append(log)
     if not runs:
         return None
     path = out / "learning_curves.png"

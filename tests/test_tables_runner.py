@@ -305,3 +305,16 @@ def test_warm_students_start_from_the_warm_up_s_first_layers(tmp_path):
     records = records_for(stage, {split: {"accuracy": 0.5} for split in SPLITS})
     assert {r["table"] for r in records} == {"distillation"}
     assert all(r["method"].startswith("Student:") for r in records)
+
+
+def test_a_run_of_another_amount_of_data_is_its_own_learning_curve(matrix, tmp_path, monkeypatch):
+    from evaluation import curves
+    from recipes.tables import plot_learning_curves
+
+    for key in ("grpo_sam-s0", "grpo_sam-s1", "grpo_sam-n24-s0"):
+        (tmp_path / "work" / key).mkdir(parents=True)
+        (tmp_path / "work" / key / "metrics.jsonl").write_text('{"step": 1, "data": {}}\n')
+    seen = {}
+    monkeypatch.setattr(curves, "plot_seed_bands", lambda runs, path, title: seen.update(runs))
+    plot_learning_curves(matrix, tmp_path / "out")
+    assert len(seen["grpo_sam"]) == 2 and len(seen["grpo_sam-n24"]) == 1
