@@ -164,7 +164,7 @@ def response_ends(response_mask, lengths=None):
     token positions tells which rows those are (L distinct positions sum to at
     least L(L-1)/2, and to exactly that only at 0..L-1), from one matrix-vector
     product. Only rows with a hole (multi-turn tool tokens) are searched token by
-    token: a flip and an argmax over the whole [B, T] cost 1.6x verl's GRPO estimator.
+    token: a flip and an argmax over the whole [B, T] cost more than verl's GRPO estimator.
     ``lengths``: the mask's sum per row, if the caller has it.
     """
     import torch
