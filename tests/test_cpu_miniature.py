@@ -198,7 +198,7 @@ def test_terse_traces_read_back_as_their_gold_and_are_shorter():
 def test_tables_option_keeps_the_stages_its_rows_need(cpu_matrix):
     cpu_matrix.keep_tables({"main", "distillation"})
     models = {s.model for s in cpu_matrix.stages.values()}
-    students = {"student", "student_head", "student_head_soft"}
+    students = {"student", "student_head", "student_head_soft", "student_warm_l2", "student_warm_l1"}
     assert models == {"zero_shot", "sft_reasoning", "sft_label_only", "classifier", "grpo", "grpo_sam", *students}
     cpu_matrix.keep_tables({"distillation"})  # the students need their teachers, the teachers the warm-up
     assert {s.model for s in cpu_matrix.stages.values()} == {"zero_shot", "sft_label_only", "classifier",
