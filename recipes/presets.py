@@ -36,13 +36,18 @@ def options(group: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _compose_option(group: str, name: str):
+def _compose(config_name: str):
+    """A config of ``recipes/`` as Hydra composes it (a preset alone, or a recipe)."""
     from hydra import compose, initialize_config_dir
 
+    with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
+        return compose(config_name=config_name)
+
+
+def _compose_option(group: str, name: str):
     if name not in options(group):
         raise ValueError(f"no preset {group}/{name}: the choices are {options(group)} (recipes/{group}/*.yaml)")
-    with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
-        return compose(config_name=f"{group}/{name}")
+    return _compose(f"{group}/{name}")
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,8 @@ def sft_scale_for(model_name: str) -> str | None:
 
 def sft_batch_size(model_name: str) -> int:
     """Rows per step of verl's SFT trainer for ``model_name``: its SFT preset's, else the recipe's."""
-    from hydra import compose, initialize_config_dir
-
     name = sft_scale_for(model_name)
-    if name is not None and "train_batch_size" in (_compose_option(SFT_SCALE, name).get("data") or {}):
-        return int(_compose_option(SFT_SCALE, name).data.train_batch_size)
-    with initialize_config_dir(config_dir=str(RECIPES), version_base=None):
-        return int(compose(config_name="sft_warmup").data.train_batch_size)
+    preset = (_compose_option(SFT_SCALE, name).get("data") or {}) if name is not None else {}
+    if "train_batch_size" in preset:
+        return int(preset["train_batch_size"])
+    return int(_compose("sft_warmup").data.train_batch_size)

@@ -347,16 +347,14 @@ class Matrix:
         if stage.kind == "classifier":
             return [py, "-m", "recipes.classifier", *common, "--model", start, "--data",
                     str(self.data[stage.criteria]), "--no-progress", *stage.args]
-        if stage.kind == "distill" and stage.model.startswith("student_warm"):  # the warm-up's lower layers
-            return [py, "-m", "recipes.distill", *common, "--stage", "train", "--labels-dir",
-                    str(self.work / stage.deps[0]), "--student-kind", "head", "--targets", "soft",
-                    "--student", self._model_ref(stage.deps[1]), "--student-layers", str(stage.args[0]),
-                    "--steps", str(p.head_steps), "--no-progress"]
-        if stage.kind == "distill" and stage.model in STUDENTS:  # the labels of the seed's label-only student
+        warm = stage.model.startswith("student_warm")  # on the warm-up's first layers
+        if stage.kind == "distill" and (warm or stage.model in STUDENTS):  # on the seed's "student" stage's labels
+            backbone = (self._model_ref(stage.deps[1]), "--student-layers", str(stage.args[0])) if warm \
+                else (p.student,)
             return [py, "-m", "recipes.distill", *common, "--stage", "train", "--labels-dir",
                     str(self.work / stage.deps[0]), "--student-kind", "head",
-                    "--targets", "soft" if stage.model == "student_head_soft" else "hard",
-                    "--student", p.student, "--steps", str(p.head_steps), "--no-progress"]
+                    "--targets", "soft" if warm or stage.model == "student_head_soft" else "hard",
+                    "--student", *backbone, "--steps", str(p.head_steps), "--no-progress"]
         if stage.kind == "distill":
             return [py, "-m", "recipes.distill", *common, "--teacher", start, "--student", p.student,
                     "--pool", str(self.data["pool"]), "--steps", str(p.student_steps),

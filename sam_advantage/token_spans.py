@@ -169,7 +169,7 @@ def response_ends(response_mask, lengths=None):
     """
     import torch
 
-    rows, width = response_mask.shape
+    width = response_mask.shape[-1]
     device = response_mask.device
     if response_mask.dtype in (torch.int32, torch.int64, torch.float64) or (
             response_mask.dtype == torch.float32 and width <= _EXACT_FLOAT32_WIDTH):
