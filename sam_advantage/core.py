@@ -48,7 +48,6 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 from verl.utils.groupwise import as_torch_index, group_mean_std
 
@@ -97,6 +96,8 @@ def group_index(index: Sequence[Any] | np.ndarray | torch.Tensor, device: torch.
     Strings are compared as strings ("1" and "01" are two groups, where verl
     would coerce both to 1). Every other kind of index goes through verl's helper.
     """
+    import pandas as pd  # here, not at the top: the plugin imports this module in every verl process
+
     if (isinstance(index, np.ndarray) and index.ndim == 1 and index.dtype.kind in "OU"
             and pd.api.types.infer_dtype(index, skipna=False) == "string"):
         codes, _ = pd.factorize(index)

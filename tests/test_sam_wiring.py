@@ -304,3 +304,15 @@ def test_trainer_mode_runs_the_paper_recipe(ray_session):
     assert metrics["sam/masked_frac_pos"] == pytest.approx(2 / 12)
     assert metrics["sam/masked_frac_neg"] == pytest.approx(2 / 10)
     tq.kv_clear(keys=meta.keys, partition_id="paper")
+
+
+def test_importing_verl_leaves_sam_unloaded_until_verl_needs_it():
+    """The plugin loads in every process that imports verl; only the processes that import the verl
+    module SAM extends pay for SAM's part (estimator, reward manager, trainer mode)."""
+    code = ("import sys, verl\n"
+            "ours = ('sam_advantage.estimator', 'sam_advantage.reward_manager', 'sam_advantage.trainer', 'pandas')\n"
+            "assert not [m for m in ours if m in sys.modules], [m for m in ours if m in sys.modules]\n"
+            "import verl.trainer.ppo.core_algos\n"
+            "assert 'sam_advantage.estimator' in sys.modules and 'sam_advantage.trainer' not in sys.modules\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
