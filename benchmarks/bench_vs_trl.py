@@ -81,7 +81,8 @@ def verl_side(args, model: Path, out: Path) -> dict:
            f"data.train_batch_size={args.prompts}", f"actor_rollout_ref.rollout.n={args.n}",
            f"actor_rollout_ref.actor.ppo_mini_batch_size={args.prompts}",
            f"data.max_response_length={args.max_new_tokens}", "actor_rollout_ref.actor.optim.lr=1e-4",
-           "trainer.test_freq=-1"]
+           # TRL validates neither before nor during training: start-up is the command to step 1 alone
+           "trainer.test_freq=-1", "trainer.val_before_train=false"]
 
     def steps() -> dict:
         # verl logs a step when it ends; its own timer gives the duration, the file's end the order

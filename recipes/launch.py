@@ -7,9 +7,13 @@
 It generates the benchmark (once, into the cache), builds or converts the model
 (once), chooses the machine and scale presets (config groups, ``recipes.presets``)
 and the overrides verl needs on the machine (verl_backend), checks the
-composed config, runs `python -m verl.trainer.main_ppo` with the project's
-recipe, validates at the end, and writes a summary and training curves.
-Overrides given after the options are passed to verl last, so they win.
+composed config, runs verl's `main_ppo` with the project's recipe, validates at
+the end, and writes a summary and training curves. Overrides given after the
+options are passed to verl last, so they win.
+
+A run is prepared, and verl's driver runs, in one child process (``recipes.driver``),
+so this process holds no verl, torch or data while training runs; its
+`command.sh` is the same run as a plain `python -m verl.trainer.main_ppo` command.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.errors import HydraException
@@ -32,6 +38,11 @@ from recipes.runner import (finish_metrics_log, keep_earlier, last_checkpoint, m
 
 RECIPES = Path(__file__).resolve().parent
 REPO = RECIPES.parent
+
+
+class LaunchRefused(Exception):
+    """A run that cannot be made as asked: one line for the user, exit code 2."""
+
 
 class StaleDataError(ValueError):
     """A data folder whose criteria file has changed since the data was written."""
@@ -144,9 +155,13 @@ def run_overrides(args, machine: str, model: Path, data_dir: Path, val_file: Pat
     return overrides
 
 
+MAIN_PPO = [sys.executable, "-m", "verl.trainer.main_ppo"]
+# The plan of a run, written by its driver process for the launcher (recipes.driver).
+PLAN_FILE = "launch_plan.json"
+
+
 def main_ppo_command(config_name: str, overrides: list[str]) -> list[str]:
-    return [sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(RECIPES),
-            "--config-name", config_name, *overrides]
+    return [*MAIN_PPO, "--config-path", str(RECIPES), "--config-name", config_name, *overrides]
 
 
 def compose_recipe(config_name: str, overrides: list[str]):
@@ -252,9 +267,8 @@ def default_data_dir(criteria: str) -> Path:
 CONFIG_ERRORS = (HydraException, OmegaConfBaseException, ValueError)
 
 
-def config_error(exc: Exception) -> int:
-    print(f"Config error: {' '.join(str(exc).split())}", file=sys.stderr)
-    return 2
+def config_error(exc: Exception) -> LaunchRefused:
+    return LaunchRefused(f"Config error: {' '.join(str(exc).split())}")
 
 
 def _val_acc(values: dict) -> float | None:
@@ -310,7 +324,33 @@ def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None =
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass
+class RunPlan:
+    """What `prepare` hands the launcher: the verl command and where the run writes."""
+    cmd: list[str]
+    env_add: dict[str, str]
+    out: Path
+    model: Path
+    metrics_log: Path
+    val_rows: int
+
+    @property
+    def main_ppo_args(self) -> list[str]:
+        return self.cmd[len(MAIN_PPO):]
+
+    def save(self, path: Path) -> None:
+        fields = {k: str(v) if isinstance(v, Path) else v for k, v in vars(self).items()}
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(fields, indent=2))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "RunPlan":
+        fields = json.loads(path.read_text())
+        return cls(**{k: Path(v) if k in ("out", "model", "metrics_log") else v for k, v in fields.items()})
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m recipes.launch", description=__doc__.splitlines()[0])
     p.add_argument("--machine", default="auto", choices=("auto", "cpu", "gpu", "vllm"))
     p.add_argument("--model", default=None, help="mini-sft | tiny-sft | smollm2 | a local HF folder "
@@ -328,11 +368,17 @@ def main(argv: list[str] | None = None) -> int:
                    help="checkpoint the last step and merge the actor into <out>/hf (verl's model merger)")
     p.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for verl, applied last")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def prepare(args: argparse.Namespace) -> RunPlan:
+    """Check the options, make the data and the model, compose and check the config: the run's plan.
+
+    Raises LaunchRefused with the line to show when the run cannot be made.
+    """
     problem = check_args(args)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+        raise LaunchRefused(f"error: {problem}")
 
     import pyarrow.parquet as pq
 
@@ -340,14 +386,14 @@ def main(argv: list[str] | None = None) -> int:
     from verl_backend.overrides import backend_launch, detect_machine
 
     machine = detect_machine() if args.machine == "auto" else args.machine
-    out = Path(args.out or REPO / "runs" / f"{args.config}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+    out = run_folder(args)
     out.mkdir(parents=True, exist_ok=True)
     model_name = args.model or machine_preset(machine).model
     scale = scale_for(machine, model_name)
     try:
         recipe_crit, explicit = recipe_criteria(args.config, args.overrides)
     except CONFIG_ERRORS as exc:
-        return config_error(exc)
+        raise config_error(exc) from None
     criteria = scale.criteria_for(recipe_crit)
     # A recipe that names its criteria for the reward reads the variant the data is written with.
     criteria_override = ([f"reward.custom_reward_function.reward_kwargs.criteria={criteria}"]
@@ -355,8 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data_dir = ensure_benchmark(Path(args.data_dir or default_data_dir(criteria)).resolve(), criteria=criteria)
     except StaleDataError as exc:
-        print(f"--data-dir {exc}", file=sys.stderr)
-        return 2
+        raise LaunchRefused(f"--data-dir {exc}") from None
     val_file = subset_parquet(data_dir / "val.parquet", out / "val_subset.parquet", scale.val_rows)
     # A dry run prints the command without building a model it does not need.
     model = (model_path(model_name) if args.dry_run else resolve_model(model_name)).resolve()
@@ -365,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = check_config(args.config, overrides)
     except CONFIG_ERRORS as exc:
-        return config_error(exc)
+        raise config_error(exc) from None
     cmd = main_ppo_command(args.config, overrides + train_prompt_limit(cfg))
     val_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in _as_list(cfg.data.val_files))
 
@@ -376,22 +421,49 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resuming from the checkpoint of step {resume_from} in {out / 'checkpoints'}", flush=True)
         cmd.append("trainer.val_before_train=false")  # the first attempt validated before training
     metrics_log = out / "metrics.jsonl" if args.dry_run else resume_metrics_log(out, resume_from)
-    env = {**os.environ, **env_add, "VERL_FILE_LOGGER_PATH": str(metrics_log),
-           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
     write_command(out, env_add, cmd)
     print(f"machine: {machine}; model: {model}; run folder: {out}", flush=True)
+    return RunPlan(cmd=cmd, env_add=env_add, out=out, model=model, metrics_log=metrics_log, val_rows=val_rows)
+
+
+def run_folder(args: argparse.Namespace) -> Path:
+    return Path(args.out or REPO / "runs" / f"{args.config}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
     if args.dry_run:
-        print(shlex.join(cmd))
+        try:
+            plan = prepare(args)
+        except LaunchRefused as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(shlex.join(plan.cmd))
         return 0
+    # The run is prepared and verl's driver runs in one child process (recipes.driver); this one
+    # stays small while training runs, streams the log and writes the summary.
+    out = run_folder(args)
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+    plan_file = (out / PLAN_FILE)
+    plan_file.unlink(missing_ok=True)
     start = time.perf_counter()
-    code = run_logged(cmd, env, keep_earlier(out / "train.log"), cwd=REPO)
+    code = run_logged([sys.executable, "-m", "recipes.driver", *argv, "--out", str(out)], env,
+                      keep_earlier(out / "train.log"), cwd=REPO)
+    if not plan_file.exists():  # refused (its line is above) or failed before it could run
+        if made and code == 2:
+            shutil.rmtree(out)
+        return code
+    plan = RunPlan.load(plan_file)
     finish_metrics_log(out)
     hf_dir = None
     if code == 0 and args.save_hf:
         ckpt = last_checkpoint(out / "checkpoints") / "actor"
         print(f"merging {ckpt} into {out / 'hf'} ...", flush=True)
-        hf_dir = merge_checkpoint(ckpt, out / "hf", env, base_model=model, cwd=REPO)
-    summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start, hf_dir, val_rows)
+        hf_dir = merge_checkpoint(ckpt, out / "hf", {**env, **plan.env_add}, base_model=plan.model, cwd=REPO)
+    summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start, hf_dir, plan.val_rows)
     print(json.dumps(summary, indent=2))
     print(accuracy_line(summary), flush=True)
     if code != 0:

@@ -97,3 +97,34 @@ def test_good_dry_run_still_passes(tmp_path, capsys, tiny, data_dir):
                   "reward.custom_reward_function.reward_kwargs.variant=ordinal")
     assert rc == 0, err
     assert "trainer.total_training_steps=2" in (tmp_path / "run" / "command.sh").read_text()
+
+
+def test_a_refused_run_leaves_the_launcher_lean_and_no_folder(tmp_path, tiny, data_dir):
+    """A real (not dry) run prepares in its driver process (recipes.driver): the launcher imports
+    no verl, torch or data library, a refusal there still reaches the user as its one line with
+    exit code 2, and the run folder the launcher made for it is gone."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from recipes import launch\n"
+        f"rc = launch.main(['--machine', 'cpu', '--model', {tiny!r}, '--data-dir', {str(data_dir)!r},\n"
+        f"                  '--out', {str(tmp_path / 'run')!r}, 'reward.reward_manager.name=naive'])\n"
+        "assert rc == 2, rc\n"
+        "heavy = sorted(m for m in ('verl', 'torch', 'transformers', 'pyarrow') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=Path(launch.__file__).parents[1])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("Config error: ")]
+    assert len(lines) == 1 and "reward.reward_manager.name=sam_steps" in lines[0], proc.stdout[-3000:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_driver_runs_one_launch_only(capsys):
+    from recipes import driver
+
+    assert driver.main(["--machine", "cpu", "--dry-run", "--out", "x"]) == 2
+    assert "recipes.driver runs one launch" in capsys.readouterr().err
