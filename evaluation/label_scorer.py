@@ -120,6 +120,57 @@ class _BatchedScorer:
     def _score_batch(self, batch_ids: Sequence[Sequence[int]]) -> list[LabelScores]:
         raise NotImplementedError
 
+    # Every prompt opens with the same system message and criteria (most of its tokens): their
+    # keys and values are computed once, by the backbone, and shared by every batch.
+    prefix_cache = True
+    min_prefix_tokens = 8
+    _prefix: list[int] | None = None
+    _prefix_cache = None
+
+    def _shared_prefix(self, batch_ids: Sequence[Sequence[int]]) -> int:
+        """Tokens every prompt seen so far starts with (the system message and the criteria).
+
+        It only shrinks, so its key/value cache is recomputed a few times at most. At least one
+        prompt token of each row is left to run, so every row has a suffix.
+        """
+        prefix = self._prefix if self._prefix is not None else list(batch_ids[0])
+        n = min(len(prefix), min(len(ids) for ids in batch_ids) - 1)
+        for ids in batch_ids:
+            if list(ids[:n]) != prefix[:n]:
+                n = next(k for k, (a, b) in enumerate(zip(ids, prefix[:n])) if a != b)
+        if self._prefix is None or n != len(self._prefix):
+            self._set_prefix(prefix[:n])
+        return n
+
+    def _set_prefix(self, prefix: list[int]) -> None:
+        import torch
+
+        self._prefix, self._prefix_cache = prefix, None
+        if len(prefix) >= self.min_prefix_tokens:
+            with torch.inference_mode():
+                out = self.model.base_model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True)
+            self._prefix_cache = out.past_key_values
+
+    def _inputs_after_prefix(self, batch_ids: Sequence[Sequence[int]], suffix: Sequence[int] = ()) -> dict:
+        """The model's inputs for the rows (each followed by ``suffix``), left-padded, past their
+        shared prefix when its cache is there (then with the cache, repeated for the batch)."""
+        import copy
+
+        import torch
+
+        n = self._shared_prefix(batch_ids) if self.prefix_cache else 0
+        cached = n if n and self._prefix_cache is not None else 0
+        rows = [list(ids[cached:]) + list(suffix) for ids in batch_ids]
+        input_ids, mask, position_ids = left_padded(rows, self.tokenizer.pad_token_id)
+        inputs = {}
+        if cached:
+            cache = copy.deepcopy(self._prefix_cache)
+            cache.batch_repeat_interleave(len(rows))
+            mask = torch.cat([torch.ones((len(rows), cached), dtype=torch.long), mask], dim=1)
+            inputs = {"past_key_values": cache, "use_cache": True}
+        return {"input_ids": input_ids.to(self.device), "attention_mask": mask.to(self.device),
+                "position_ids": (cached + position_ids).to(self.device), **inputs}
+
 
 class LabelTokenScorer(_BatchedScorer):
     """A causal LM read at its answer's label tokens, in left-padded batches."""
@@ -143,11 +194,7 @@ class LabelTokenScorer(_BatchedScorer):
         self.trie = build_label_trie({lab: self.tokenizer(answer_format.format(label=lab), add_special_tokens=False)
                                       ["input_ids"] for lab in self.labels})
         self._compile_reads()
-        # Every prompt opens with the same system message and criteria (most of its tokens):
-        # their keys and values are computed once and shared by every batch.
-        self.prefix_cache, self.min_prefix_tokens = prefix_cache, 8
-        self._prefix: list[int] | None = None
-        self._prefix_cache = None
+        self.prefix_cache = prefix_cache
         self.load_seconds = time.perf_counter() - start
 
     def _compile_reads(self) -> None:
@@ -179,55 +226,16 @@ class LabelTokenScorer(_BatchedScorer):
         return [LabelScores(g, float(e), dict(zip(self.labels, p)), float(m))
                 for g, e, p, m in zip(greedy, expected.tolist(), rows, mass.tolist())]
 
-    def _shared_prefix(self, batch_ids: Sequence[Sequence[int]]) -> int:
-        """Tokens every prompt seen so far starts with (the system message and the criteria).
-
-        It only shrinks, so its key/value cache is recomputed a few times at most. At least one
-        prompt token of each row is left to run, so every row has a suffix.
-        """
-        prefix = self._prefix if self._prefix is not None else list(batch_ids[0])
-        n = min(len(prefix), min(len(ids) for ids in batch_ids) - 1)
-        for ids in batch_ids:
-            if list(ids[:n]) != prefix[:n]:
-                n = next(k for k, (a, b) in enumerate(zip(ids, prefix[:n])) if a != b)
-        if self._prefix is None or n != len(self._prefix):
-            self._set_prefix(prefix[:n])
-        return n
-
-    def _set_prefix(self, prefix: list[int]) -> None:
-        import torch
-
-        self._prefix, self._prefix_cache = prefix, None
-        if len(prefix) >= self.min_prefix_tokens:
-            with torch.inference_mode():
-                out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True,
-                                 logits_to_keep=1)
-            self._prefix_cache = out.past_key_values
-
     def _label_logits(self, batch_ids: Sequence[Sequence[int]]):
         """Log-probabilities (batch, len(path) + 1, vocab) at the positions that predict the path
         and the token after it; the shared prompt prefix runs once and is reused from its cache."""
-        import copy
-
         import torch
 
-        n = self._shared_prefix(batch_ids) if self.prefix_cache else 0
-        cached = n if n and self._prefix_cache is not None else 0
         path = list(self.trie.path)
-        rows = [list(ids[cached:]) + path for ids in batch_ids]
         # left padding: every row ends where the labels are read
-        input_ids, mask, position_ids = left_padded(rows, self.tokenizer.pad_token_id)
-        position_ids = cached + position_ids
-        kwargs = {}
-        if cached:
-            cache = copy.deepcopy(self._prefix_cache)
-            cache.batch_repeat_interleave(len(rows))
-            mask = torch.cat([torch.ones((len(rows), cached), dtype=torch.long), mask], dim=1)
-            kwargs = {"past_key_values": cache, "use_cache": True}
+        inputs = self._inputs_after_prefix(batch_ids, suffix=path)
         with torch.inference_mode():
-            logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                                position_ids=position_ids.to(self.device), logits_to_keep=len(path) + 1,
-                                **kwargs).logits
+            logits = self.model(**inputs, logits_to_keep=len(path) + 1).logits
             return torch.log_softmax(logits.float(), dim=-1).cpu()
 
     def _greedy_labels(self, logp) -> list[int]:
@@ -264,7 +272,7 @@ class ClassifierHeadScorer(_BatchedScorer):
 
     kind = "classification_head"
 
-    def __init__(self, model_path: str, device: str = "auto", batch_size: int = 32):
+    def __init__(self, model_path: str, device: str = "auto", batch_size: int = 32, prefix_cache: bool = True):
         import torch
         from transformers import AutoModelForSequenceClassification
 
@@ -280,15 +288,14 @@ class ClassifierHeadScorer(_BatchedScorer):
             raise ScorerError(f"{model_path}: the head's id2label {self.model.config.id2label} does not name "
                               "relevance labels (integers)") from None
         self._values = torch.tensor(self.labels, dtype=torch.float32)
+        self.prefix_cache = prefix_cache
         self.load_seconds = time.perf_counter() - start
 
     def _score_batch(self, batch_ids: Sequence[Sequence[int]]) -> list[LabelScores]:
         import torch
 
-        input_ids, mask, positions = left_padded(batch_ids, self.tokenizer.pad_token_id)
-        with torch.inference_mode():
-            logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                                position_ids=positions.to(self.device)).logits.float().cpu()
+        with torch.inference_mode():  # the head reads the last column: every row's last token
+            logits = self.model(**self._inputs_after_prefix(batch_ids)).logits.float().cpu()
         probs = torch.softmax(logits, -1)
         return [LabelScores(self.labels[best], float(e), dict(zip(self.labels, row)), 1.0)
                 for row, e, best in zip(probs.tolist(), (probs @ self._values).tolist(), probs.argmax(-1).tolist())]

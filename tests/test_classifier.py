@@ -55,7 +55,8 @@ def test_scorer_reads_the_head_and_batching_does_not_change_it(trained, bench):
     prompts = render_prompts(scorer.tokenizer, [r["prompt"] for r in rows])
     assert len({len(p) for p in prompts}) > 1  # left padding is exercised
     batched = scorer.score(prompts)
-    for ids, got in zip(prompts, batched):  # each prompt alone, no padding
+    assert scorer._prefix is not None and len(scorer._prefix) >= 50  # the shared prefix ran from its cache
+    for ids, got in zip(prompts, batched):  # each prompt alone, no padding, no cache
         with torch.inference_mode():
             logits = scorer.model(input_ids=torch.tensor([ids])).logits[0].float()
         probs = torch.softmax(logits, -1)
