@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
     from recipes import launch
     from verl_backend.overrides import backend_env, detect_machine
 
@@ -31,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     except launch.LaunchRefused as exc:
         print(exc, file=sys.stderr)
         return 2
+    plan.prepare_s = round(time.perf_counter() - started, 1)
     os.environ.update(plan.env_add)
     # verl's file logger writes here; Ray's workers inherit this process's environment.
     os.environ["VERL_FILE_LOGGER_PATH"] = str(plan.metrics_log)

@@ -290,7 +290,7 @@ def accuracy_line(summary: dict) -> str:
 
 
 def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None = None,
-              val_rows: int | None = None) -> dict:
+              val_rows: int | None = None, prepare_s: float | None = None) -> dict:
     rows = read_metrics(metrics_log)
     train = [r for r in rows if any(k.startswith("actor/") for k in r["data"])]
     vals = [(r["step"], {k: v for k, v in r["data"].items() if k.startswith("val-core/")}) for r in rows]
@@ -303,7 +303,8 @@ def summarize(metrics_log: Path, out: Path, wall_s: float, hf_dir: Path | None =
 
     summary = {
         "steps": len(train),
-        "wall_s": round(wall_s, 1),
+        "wall_s": round(wall_s, 1),  # the whole run, its preparing included
+        "prepare_s": prepare_s,
         "final_validation": val,
         # validation before training (trainer.val_before_train) and after the last step
         "validation_accuracy": {"before": _val_acc(vals[0][1]) if len(vals) > 1 and vals[0][0] <= 1 else None,
@@ -333,6 +334,7 @@ class RunPlan:
     model: Path
     metrics_log: Path
     val_rows: int
+    prepare_s: float = 0.0  # checking, and on a fresh cache building the data and the model
 
     @property
     def main_ppo_args(self) -> list[str]:
@@ -463,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = last_checkpoint(out / "checkpoints") / "actor"
         print(f"merging {ckpt} into {out / 'hf'} ...", flush=True)
         hf_dir = merge_checkpoint(ckpt, out / "hf", {**env, **plan.env_add}, base_model=plan.model, cwd=REPO)
-    summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start, hf_dir, plan.val_rows)
+    summary = summarize(out / "metrics.jsonl", out, time.perf_counter() - start, hf_dir, plan.val_rows,
+                        plan.prepare_s)
     print(json.dumps(summary, indent=2))
     print(accuracy_line(summary), flush=True)
     if code != 0:

@@ -64,6 +64,7 @@ def test_grpo_sam_trains_and_validates(first_run):
     assert "val-core/grm_relevance/acc/mean@1" in metrics[STEPS]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == STEPS and (out / "training_curves.png").stat().st_size > 0
+    assert 0 < summary["prepare_s"] < summary["wall_s"]  # the driver's preparing, within the whole run
 
 
 def test_weights_change_and_reach_the_rollout(first_run):
