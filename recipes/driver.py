@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
         print("error: recipes.driver runs one launch: --out DIR, no --dry-run (use recipes.launch)", file=sys.stderr)
         return 2
     args.machine = detect_machine() if args.machine == "auto" else args.machine
-    # verl reads the platform when it is imported, and preparing imports it: the environment first.
+    # verl reads the platform when it is imported, and preparing imports it: the environment first
+    # (the plan's env_add is the same, for the launcher's later commands).
     os.environ.update(backend_env(args.machine))
     try:
         plan = launch.prepare(args)
@@ -34,7 +35,6 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     plan.prepare_s = round(time.perf_counter() - started, 1)
-    os.environ.update(plan.env_add)
     # verl's file logger writes here; Ray's workers inherit this process's environment.
     os.environ["VERL_FILE_LOGGER_PATH"] = str(plan.metrics_log)
     plan.save(plan.out / launch.PLAN_FILE)

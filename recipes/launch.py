@@ -25,6 +25,7 @@ import shlex
 import shutil
 import sys
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -348,8 +349,8 @@ class RunPlan:
 
     @classmethod
     def load(cls, path: Path) -> "RunPlan":
-        fields = json.loads(path.read_text())
-        return cls(**{k: Path(v) if k in ("out", "model", "metrics_log") else v for k, v in fields.items()})
+        paths = {f.name for f in dataclasses.fields(cls) if f.type in ("Path", Path)}
+        return cls(**{k: Path(v) if k in paths else v for k, v in json.loads(path.read_text()).items()})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -449,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
-    plan_file = (out / PLAN_FILE)
+    plan_file = out / PLAN_FILE
     plan_file.unlink(missing_ok=True)
     start = time.perf_counter()
     code = run_logged([sys.executable, "-m", "recipes.driver", *argv, "--out", str(out)], env,

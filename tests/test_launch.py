@@ -128,3 +128,12 @@ def test_the_driver_runs_one_launch_only(capsys):
 
     assert driver.main(["--machine", "cpu", "--dry-run", "--out", "x"]) == 2
     assert "recipes.driver runs one launch" in capsys.readouterr().err
+
+
+def test_the_run_plan_reads_back_as_written(tmp_path):
+    plan = launch.RunPlan(cmd=[*launch.MAIN_PPO, "--config-name", "grpo_sam"], env_add={"VERL_PLATFORM": "cpu"},
+                          out=tmp_path, model=tmp_path / "model", metrics_log=tmp_path / "metrics.jsonl",
+                          val_rows=300, prepare_s=7.5)
+    plan.save(tmp_path / launch.PLAN_FILE)
+    assert launch.RunPlan.load(tmp_path / launch.PLAN_FILE) == plan
+    assert plan.main_ppo_args == ["--config-name", "grpo_sam"]
