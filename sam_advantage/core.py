@@ -226,26 +226,24 @@ def compute_sam_advantage_and_keep(
                              f"got {tuple(token_ranges.shape)}")
         scalars = group_outcome_advantage(token_level_rewards, index, norm_adv_by_std_in_grpo, epsilon)
         keep = step_keep_table(scalars, step_correct, variant)
-        # Advantage per (response, step) [B, 1 + K]; column 0 is for tokens
-        # outside every step.
-        table = torch.cat([torch.ones_like(scalars).unsqueeze(-1), keep.to(scalars.dtype)], dim=-1)
-        if exclude_masked_from_loss and step_ids is not None:
-            return _gather_excluded(table, step_ids, response_mask, scalars, loss_agg_mode, lengths), scalars, keep
-        row_advantage = scalars
         if step_ids is None:
             lengths = response_mask.sum(dim=-1) if lengths is None else lengths
             ends = response_ends(response_mask, lengths) if ends is None else ends
-        if exclude_masked_from_loss:  # from the ranges: the step token counts are [B, K] arithmetic
-            counts = step_token_counts(token_ranges, response_mask, lengths, ends)
-            masked = ((~keep).to(lengths.dtype) * counts).sum(dim=-1)
-            row_advantage = scalars * loss_scale(lengths - masked, lengths, loss_agg_mode)
-        table.mul_(row_advantage.unsqueeze(-1))
-        if step_ids is None:
+            row_advantage = scalars
+            if exclude_masked_from_loss:  # from the ranges: the step token counts are [B, K] arithmetic
+                counts = step_token_counts(token_ranges, response_mask, lengths, ends)
+                masked = ((~keep).to(lengths.dtype) * counts).sum(dim=-1)
+                row_advantage = scalars * loss_scale(lengths - masked, lengths, loss_agg_mode)
             prefix = bool((ends.to(lengths.device) == lengths).all())
-            advantages = _advantages_from_ranges(table, token_ranges, response_mask, lengths if prefix else None)
-        else:  # one gather over the [B, T] step ids; it applies the response mask too
-            advantages = _gather_shifted(table, step_ids, response_mask)
-        return advantages, scalars, keep
+            advantages = _advantages_from_ranges(row_advantage, keep, token_ranges, response_mask,
+                                                 lengths if prefix else None)
+            return advantages, scalars, keep
+        # Keep factor per (response, step) [B, 1 + K]; column 0 is for tokens outside every step.
+        table = torch.cat([torch.ones_like(scalars).unsqueeze(-1), keep.to(scalars.dtype)], dim=-1)
+        if exclude_masked_from_loss:
+            return _gather_excluded(table, step_ids, response_mask, scalars, loss_agg_mode, lengths), scalars, keep
+        # one gather over the [B, T] step ids; it applies the response mask too
+        return _gather_shifted(table.mul_(scalars.unsqueeze(-1)), step_ids, response_mask), scalars, keep
 
 
 # Elements per chunk of shifted int64 step ids (4 MB): the buffer stays in cache
@@ -307,43 +305,48 @@ def _gather_excluded(keep_table: torch.Tensor, step_ids: torch.Tensor, response_
     return out
 
 
-def _advantages_from_ranges(table: torch.Tensor, token_ranges: torch.Tensor,
+def _advantages_from_ranges(row_advantage: torch.Tensor, keep: torch.Tensor, token_ranges: torch.Tensor,
                             response_mask: torch.Tensor, prefix_lengths: torch.Tensor | None = None) -> torch.Tensor:
-    """The token advantages [B, T] from the table [B, 1 + K] and the steps' token ranges [B, K, 2].
+    """The token advantages [B, T]: the row's advantage [B] where a token is kept, 0 in the
+    masked steps (``keep`` [B, K] false) given by their token ranges [B, K, 2].
 
-    A running sum over the row: column 0's value at token 0, each non-empty
-    step adds (its value - column 0) at its first token and takes it back after
-    its last. It is exact, not just close: every table entry is the row's
-    advantage or 0, steps are disjoint, and an empty range adds nothing, so each
-    cell adds +a, -a or 0 to a running value that is a or 0. One zeroed buffer
-    and one in-place cumulative sum cost about the step-id gather; building the
-    [B, T] step ids from the ranges in python cost 20x verl's GRPO estimator.
+    Which tokens are kept comes from a running count over the row in uint8: 1 from token
+    0, each masked non-empty step takes 1 off at its first token and gives it back after
+    its last. Steps are disjoint, so the count is always 0 or 1, and wrapping uint8
+    arithmetic keeps it exact (-1 is 255). A one-byte running sum and one multiply cost
+    about half a float32 running sum of the advantages themselves (and a quarter of the
+    memory); building the [B, T] step ids from the ranges in python cost 20x verl's GRPO
+    estimator.
 
-    With ``prefix_lengths`` (every row's mask is its first L_i tokens) the steps
-    are cut at L_i and column 0's value is taken back at L_i: the row is 0 from
-    there on, exactly, with no pass that multiplies by the mask.
+    With ``prefix_lengths`` (every row's mask is its first L_i tokens) the count also
+    drops to 0 at L_i: the row is 0 from there on, exactly, with no pass that multiplies by
+    the mask.
     """
     rows, length = response_mask.shape
-    table = table.to(response_mask.device)
-    ranges = token_ranges.to(device=response_mask.device).clamp(0, length)
+    device = response_mask.device
+    row_advantage = row_advantage.to(device)
+    if length == 0:
+        return torch.zeros((rows, length), dtype=row_advantage.dtype, device=device)
+    ranges = token_ranges.to(device=device).clamp(0, length)
     if prefix_lengths is not None:
-        ends = prefix_lengths.to(device=response_mask.device, dtype=ranges.dtype).clamp(0, length)
+        ends = prefix_lengths.to(device=device, dtype=ranges.dtype).clamp(0, length)
         ranges = torch.minimum(ranges, ends[:, None, None])
     start, end = ranges[..., 0], ranges[..., 1]
-    delta = torch.where(end > start, table[:, 1:] - table[:, :1], torch.zeros_like(table[:, 1:]))
-    running = torch.zeros((rows, length), dtype=table.dtype, device=response_mask.device)
-    if length == 0:
-        return running
-    running[:, 0] = table[:, 0]
-    running.scatter_add_(1, start.clamp(max=length - 1), torch.where(start < length, delta, 0.0))
-    # a step that ends at the row's end has nothing after it to take back
-    running.scatter_add_(1, end.clamp(max=length - 1), torch.where(end < length, -delta, 0.0))
+    dropped = (~keep.to(device)) & (end > start)
+    take, give = torch.tensor(255, dtype=torch.uint8), torch.tensor(1, dtype=torch.uint8)  # -1, +1
+    nothing = torch.tensor(0, dtype=torch.uint8)
+    kept = torch.zeros((rows, length), dtype=torch.uint8, device=device)
+    kept[:, 0] = 1
+    kept.scatter_add_(1, start.clamp(max=length - 1), torch.where(dropped & (start < length), take, nothing))
+    # a step that ends at the row's end has nothing after it to give back
+    kept.scatter_add_(1, end.clamp(max=length - 1), torch.where(dropped & (end < length), give, nothing))
     if prefix_lengths is not None:
-        running.scatter_add_(1, ends.clamp(max=length - 1)[:, None],
-                             torch.where(ends < length, -table[:, 0], 0.0)[:, None])
-        return running.cumsum_(dim=1)
-    running.cumsum_(dim=1)
-    return running.mul_(response_mask)
+        kept.scatter_add_(1, ends.clamp(max=length - 1)[:, None],
+                          torch.where(ends < length, take, nothing)[:, None])
+    kept.cumsum_(dim=1)
+    # convert, then multiply in place: a mixed-dtype multiply goes through a slower promoting loop
+    advantages = kept.to(row_advantage.dtype).mul_(row_advantage.unsqueeze(-1))
+    return advantages if prefix_lengths is not None else advantages.mul_(response_mask)
 
 
 def compute_sam_advantage(
