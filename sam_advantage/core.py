@@ -226,6 +226,10 @@ def compute_sam_advantage_and_keep(
                              f"got {tuple(token_ranges.shape)}")
         scalars = group_outcome_advantage(token_level_rewards, index, norm_adv_by_std_in_grpo, epsilon)
         keep = step_keep_table(scalars, step_correct, variant)
+        if bool(keep.all()):
+            # Nothing masked (variant none, or no step contradicts its sign): GRPO's advantages,
+            # one multiply by the mask; the exclusion's factor is 1 with no masked token.
+            return scalars.unsqueeze(-1) * response_mask, scalars, keep
         if step_ids is None:
             lengths = response_mask.sum(dim=-1) if lengths is None else lengths
             ends = response_ends(response_mask, lengths) if ends is None else ends
