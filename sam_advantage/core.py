@@ -197,6 +197,7 @@ def compute_sam_advantage_and_keep(
     token_ranges: torch.Tensor | None = None,
     lengths: torch.Tensor | None = None,
     ends: torch.Tensor | None = None,
+    step_tokens: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Like `compute_sam_advantage`, also returning the scalars [B] and step keep table [B, K].
 
@@ -209,7 +210,8 @@ def compute_sam_advantage_and_keep(
     (the ranges path needs them): where every row's mask is its first L_i tokens
     (``ends == lengths``, single-turn) the advantages end at L_i without a
     multiply by the mask; rows with holes get their masked step tokens counted
-    exactly (`token_spans.step_token_counts`).
+    exactly (`token_spans.step_token_counts`). ``step_tokens`` are those counts [B, K], if the
+    caller has them (the estimator logs them too).
     """
     check_loss_agg_mode(loss_agg_mode)
     with torch.no_grad():
@@ -235,7 +237,8 @@ def compute_sam_advantage_and_keep(
             ends = response_ends(response_mask, lengths) if ends is None else ends
             row_advantage = scalars
             if exclude_masked_from_loss:  # from the ranges: the step token counts are [B, K] arithmetic
-                counts = step_token_counts(token_ranges, response_mask, lengths, ends)
+                counts = step_token_counts(token_ranges, response_mask, lengths, ends) if step_tokens is None \
+                    else step_tokens
                 masked = ((~keep).to(lengths.dtype) * counts).sum(dim=-1)
                 row_advantage = scalars * loss_scale(lengths - masked, lengths, loss_agg_mode)
             prefix = bool((ends.to(lengths.device) == lengths).all())

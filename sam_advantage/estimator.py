@@ -81,13 +81,13 @@ def compute_sam_outcome_advantage(
     settings = SamSettings.from_algorithm(config)
     norm = bool(config.get("norm_adv_by_std_in_grpo", True)) if config is not None else True
     ranges = data.token_ranges.to(response_mask.device)
+    step_tokens = step_token_counts(ranges, response_mask, lengths, ends)  # the exclusion's and the metrics'
     # The token advantages straight from the ranges: no [B, T] step ids; when no row's mask has a
     # hole (single-turn), no multiply by the mask either (the ends say).
     advantages, scalars, keep = compute_sam_advantage_and_keep(
         token_level_rewards, response_mask, index, None, data.step_correct,
         variant=settings.variant, norm_adv_by_std_in_grpo=norm, epsilon=settings.epsilon,
         exclude_masked_from_loss=settings.exclude_masked_from_loss, loss_agg_mode=data.loss_agg_mode,
-        token_ranges=ranges, lengths=lengths, ends=ends)
-    data.metrics.update(sam_step_metrics(scalars, keep, step_token_counts(ranges, response_mask, lengths, ends), lengths,
-                                         data.step_correct))
+        token_ranges=ranges, lengths=lengths, ends=ends, step_tokens=step_tokens)
+    data.metrics.update(sam_step_metrics(scalars, keep, step_tokens, lengths, data.step_correct))
     return advantages, advantages
