@@ -403,6 +403,13 @@ def test_overrides_per_machine(monkeypatch):
     assert not set(overrides.CPU_SPEED_OVERRIDES) & set(gpu)
     env = overrides.backend_env("cpu")
     assert env["VERL_PLATFORM"] == "cpu" and env["VERL_ENGINE_DEVICE"] == "cpu"
+    # TransferQueue's thread count: its default capped at the cores (no warning per call), or the user's
+    import psutil
+
+    monkeypatch.delenv("TQ_NUM_THREADS", raising=False)
+    assert int(overrides.backend_env("cpu")["TQ_NUM_THREADS"]) == min(8, psutil.cpu_count(logical=False) or 1)
+    monkeypatch.setenv("TQ_NUM_THREADS", "3")
+    assert overrides.backend_env("cpu")["TQ_NUM_THREADS"] == "3"
     monkeypatch.setenv("VERL_USE_EXTERNAL_MODULES", "a.b,verl_backend.plugin")
     assert overrides.backend_env("cpu")["VERL_USE_EXTERNAL_MODULES"] == "verl_backend.plugin,a.b"
     assert "+ray_kwargs.ray_init.runtime_env.env_vars.VERL_USE_EXTERNAL_MODULES='verl_backend.plugin,a.b'" in (

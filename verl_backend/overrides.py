@@ -88,8 +88,20 @@ def backend_env(machine: Machine) -> dict[str, str]:
             "VERL_USE_EXTERNAL_MODULES": _external_modules(),
             # verl's FSDP engine with the LM head on response positions only (verl_backend.cpu_engine).
             "VERL_ENGINE_DEVICE": PLATFORM_NAME,
+            "TQ_NUM_THREADS": _transfer_queue_threads(),
         }
     return {}
+
+
+def _transfer_queue_threads() -> str:
+    """TransferQueue's torch threads per put/get: the user's ``TQ_NUM_THREADS``, else its default of
+    8 capped at the physical cores. With fewer cores it caps the count itself, but logs a warning on
+    every call (hundreds a run on 2 cores): the same count, without the warning."""
+    if os.environ.get("TQ_NUM_THREADS"):
+        return os.environ["TQ_NUM_THREADS"]
+    import psutil
+
+    return str(min(8, psutil.cpu_count(logical=False) or 1))
 
 
 def _hydra_str(value: str) -> str:
