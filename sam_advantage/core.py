@@ -340,8 +340,8 @@ def _advantages_from_ranges(row_advantage: torch.Tensor, keep: torch.Tensor, tok
         ranges = torch.minimum(ranges, ends[:, None, None])
     start, end = ranges[..., 0], ranges[..., 1]
     dropped = (~keep.to(device)) & (end > start)
-    take, give = torch.tensor(255, dtype=torch.uint8), torch.tensor(1, dtype=torch.uint8)  # -1, +1
-    nothing = torch.tensor(0, dtype=torch.uint8)
+    # -1, +1 and 0 in uint8, on the mask's device (the estimator runs where verl's batch is)
+    take, give, nothing = (torch.tensor(v, dtype=torch.uint8, device=device) for v in (255, 1, 0))
     kept = torch.zeros((rows, length), dtype=torch.uint8, device=device)
     kept[:, 0] = 1
     kept.scatter_add_(1, start.clamp(max=length - 1), torch.where(dropped & (start < length), take, nothing))
