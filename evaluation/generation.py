@@ -110,31 +110,36 @@ class HFGenerator:
         self.stop_ids = set(stop_token_ids(self.tokenizer, self.model.config, self.model.generation_config))
 
     def generate(self, prompt_ids: Sequence[Sequence[int]], cfg: SamplingConfig,
-                 progress: bool = True) -> list[Generation]:
+                 progress: bool = True, samples: int = 1) -> list[Generation]:
+        """Generations of each prompt, in order; with ``samples`` k, k of each (prompt i's at
+        ``i * k .. i * k + k - 1``), decoded from the prompt cached once (`model_zoo.decode`)."""
         import torch
         from tqdm.auto import tqdm
 
         from model_zoo.decode import decode
 
+        samples = max(1, int(samples))
         order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
-        out: list[Generation | None] = [None] * len(prompt_ids)
+        out: list[Generation | None] = [None] * (len(prompt_ids) * samples)
         sampling = cfg.temperature > 0
         generator = torch.Generator(self.device).manual_seed(cfg.seed) if sampling else None
         pad = self.tokenizer.pad_token_id
-        bar = tqdm(total=len(order), desc="generate", unit="pair", disable=not progress)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+        per_batch = max(1, self.batch_size // samples)  # the same rows per decode call
+        bar = tqdm(total=len(out), desc="generate", unit="pair", disable=not progress)
+        for start in range(0, len(order), per_batch):
+            idx = order[start:start + per_batch]
             batch = self.tokenizer.pad({"input_ids": [list(prompt_ids[i]) for i in idx]},
                                        return_tensors="pt").to(self.device)
             decoded = decode(self.model, batch["input_ids"], batch["attention_mask"],
                              max_new_tokens=cfg.max_new_tokens, stop_token_ids=self.stop_ids, pad_token_id=pad,
                              temperature=cfg.temperature, top_p=cfg.top_p, record_log_probs=not sampling,
-                             generator=generator)
+                             generator=generator, samples=samples)
             new = decoded.tokens.tolist()
             steps = decoded.log_probs.tolist() if decoded.log_probs is not None else None
-            for row, (i, tokens) in enumerate(zip(idx, new)):
-                out[i] = self._finish(tokens, cfg.max_new_tokens, steps[row] if steps else None)
-            bar.update(len(idx))
+            for row, tokens in enumerate(new):
+                i, j = idx[row // samples], row % samples
+                out[i * samples + j] = self._finish(tokens, cfg.max_new_tokens, steps[row] if steps else None)
+            bar.update(len(new))
         bar.close()
         return out  # type: ignore[return-value]
 
@@ -168,18 +173,19 @@ class VLLMGenerator:
         self.llm = LLM(**kwargs)
 
     def generate(self, prompt_ids: Sequence[Sequence[int]], cfg: SamplingConfig,
-                 progress: bool = True) -> list[Generation]:
+                 progress: bool = True, samples: int = 1) -> list[Generation]:
+        """As `HFGenerator.generate` (``samples``: vLLM's ``n``, its prefix cache shares the prompt)."""
         from vllm import SamplingParams
 
         params = SamplingParams(max_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                                top_p=cfg.top_p if cfg.temperature > 0 else 1.0, seed=cfg.seed,
+                                top_p=cfg.top_p if cfg.temperature > 0 else 1.0, seed=cfg.seed, n=max(1, samples),
                                 skip_special_tokens=True, logprobs=0)  # 0: the chosen tokens' only
         prompts = [{"prompt_token_ids": list(ids)} for ids in prompt_ids]
         results = self.llm.generate(prompts, params, use_tqdm=progress)
         return [Generation(o.text, len(o.token_ids), o.finish_reason == "length",
                            o.cumulative_logprob / len(o.token_ids)
                            if o.cumulative_logprob is not None and o.token_ids else None)
-                for o in (r.outputs[0] for r in results)]
+                for r in results for o in r.outputs]
 
 
 def load_generator(model_path: str, backend: str = "auto", device: str = "auto",

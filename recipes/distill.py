@@ -252,10 +252,10 @@ def _add_soft_targets(gen, rows, prompt_ids, dset: DistillSet, k: int, max_new_t
     from evaluation.scoring import row_criteria
     from reward import get_parser
 
-    repeated = [prompt_ids[rec["row"]] for rec in dset.labelled for _ in range(k)]
     start = time.perf_counter()
-    samples = gen.generate(repeated, SamplingConfig(max_new_tokens=max_new_tokens, temperature=1.0, seed=seed),
-                           progress=progress)
+    samples = gen.generate([prompt_ids[rec["row"]] for rec in dset.labelled],
+                           SamplingConfig(max_new_tokens=max_new_tokens, temperature=1.0, seed=seed),
+                           progress=progress, samples=k)
     for n, rec in enumerate(dset.labelled):
         parser = get_parser(row_criteria(rows[rec["row"]]))
         parsed = [parser.parse(o.text or "") for o in samples[n * k:(n + 1) * k]]

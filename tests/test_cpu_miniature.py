@@ -176,6 +176,21 @@ def test_evaluation_stops_at_the_rollouts_stop_tokens():
     assert stop_token_ids(tok, SimpleNamespace(eos_token_id=[5, 7]), None) == [5, 7, 9]
 
 
+def test_generator_samples_k_continuations_of_each_prompt_in_order():
+    from evaluation.generation import HFGenerator, SamplingConfig, render_prompts
+    from model_zoo import resolve_model
+
+    gen = HFGenerator(str(resolve_model("tiny")), "cpu", 4)
+    chats = [[{"role": "user", "content": t}] for t in ("cheap hotel paris", "running shoes", "x " * 9)]
+    ids = render_prompts(gen.tokenizer, chats)
+    greedy = SamplingConfig(max_new_tokens=6)
+    alone = [g.text for g in gen.generate(ids, greedy, progress=False)]
+    grouped = gen.generate(ids, greedy, progress=False, samples=3)  # prompt i's at 3i .. 3i + 2
+    assert [g.text for g in grouped] == [t for t in alone for _ in range(3)]
+    sampled = gen.generate(ids, SamplingConfig(max_new_tokens=6, temperature=1.0, seed=1), progress=False, samples=2)
+    assert len(sampled) == 6 and all(g.num_tokens > 0 for g in sampled)
+
+
 def test_terse_traces_read_back_as_their_gold_and_are_shorter():
     from data_prep.benchmark import BenchmarkConfig, generate_benchmark
     from data_prep.traces import build_trace

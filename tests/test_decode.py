@@ -107,3 +107,92 @@ def test_cache_refuses_to_overflow_and_repetition_penalty_falls_back(tiny):
     with pytest.raises(RuntimeError, match="capacity"):
         model(input_ids=ids, past_key_values=cache)
     assert supports(1.0) and not supports(1.1)
+
+
+def test_sampling_draws_each_row_from_its_distribution_and_never_a_cut_token():
+    from model_zoo.decode import sample_categorical
+
+    probs = torch.tensor([[0.7, 0.2, 0.1, 0.0, 0.0],
+                          [0.0, 0.0, 0.0, 0.0, 1.0],
+                          [0.25, 0.0, 0.25, 0.25, 0.25]])
+    probs[0] *= 0.999999  # a row that sums to 1 only up to rounding
+    draws = 20000
+    rows = probs.repeat_interleave(draws, 0)
+    got = sample_categorical(rows, torch.Generator().manual_seed(0)).view(3, draws)
+    freq = torch.stack([torch.bincount(r, minlength=5) for r in got]).float() / draws
+    assert (freq[probs == 0] == 0).all()  # a token cut by top-k / top-p is never drawn
+    torch.testing.assert_close(freq, probs / probs.sum(-1, keepdim=True), atol=0.012, rtol=0)
+    again = sample_categorical(rows, torch.Generator().manual_seed(0)).view(3, draws)
+    assert torch.equal(got, again)  # seeded: the same draws
+
+
+def _llama(vocab_size: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=1.0)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("family", ["qwen2", "llama"])
+def test_samples_of_a_shared_prompt_equal_the_repeated_prompts(tiny, family):
+    """Greedy continuations of a prompt cached once per group are those of the prompt repeated:
+    the same tokens, the same log-probs up to float rounding, groups finishing at different steps."""
+    from model_zoo.hf_compat import shared_prompt_decoding
+
+    model, tokenizer = tiny
+    if family == "llama":
+        model = _llama(model.config.vocab_size)
+    assert shared_prompt_decoding(model)
+    batch = batch_of(tokenizer, 4)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    free = decode(model, ids, mask, max_new_tokens=16, stop_token_ids=[-1], pad_token_id=0).tokens
+    stops = sorted({int(free[g, 1 + 4 * g]) for g in range(3)})  # groups stop at different steps
+    kwargs = dict(max_new_tokens=16, stop_token_ids=stops, pad_token_id=0, record_log_probs=True)
+    shared = decode(model, ids, mask, samples=3, **kwargs)
+    repeated = decode(model, ids.repeat_interleave(3, 0), mask.repeat_interleave(3, 0), **kwargs)
+    assert torch.equal(shared.tokens, repeated.tokens)
+    torch.testing.assert_close(shared.log_probs, repeated.log_probs, atol=1e-4, rtol=1e-4)
+    stopped = torch.isin(shared.tokens, torch.tensor(stops))
+    ends = {int(r.nonzero()[0]) if r.any() else None for r in stopped}
+    assert len(ends) > 2, "groups must finish at different steps (the cache drops them)"
+    assert model.config._attn_implementation != "grm_shared_prompt"  # restored after decoding
+
+
+def test_sampled_continuations_of_a_shared_prompt_have_the_models_log_probs(tiny):
+    """Sampled samples of one prompt differ, stop apart, and each token's recorded log-prob is the
+    teacher-forced forward's: the shared attention reads each row's own generated tokens."""
+    model, tokenizer = tiny
+    batch = batch_of(tokenizer, 2)
+    got = decode(model, batch["input_ids"], batch["attention_mask"], max_new_tokens=12, stop_token_ids=[0, 1, 2],
+                 pad_token_id=tokenizer.pad_token_id, temperature=1.0, record_log_probs=True, samples=4,
+                 generator=torch.Generator().manual_seed(3))
+    assert got.tokens.shape[0] == 8 and len({tuple(r) for r in got.tokens.tolist()}) > 2
+    ids, mask = batch["input_ids"].repeat_interleave(4, 0), batch["attention_mask"].repeat_interleave(4, 0)
+    full = torch.cat([ids, got.tokens], 1)
+    positions = (torch.cat([mask, torch.ones_like(got.tokens)], 1).cumsum(-1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        logits = model(input_ids=full, attention_mask=torch.cat([mask, torch.ones_like(got.tokens)], 1),
+                       position_ids=positions).logits.float()
+    width = ids.shape[1]
+    expected = torch.log_softmax(logits[:, width - 1:-1], -1).gather(-1, got.tokens[..., None]).squeeze(-1)
+    written = torch.cumsum(torch.isin(got.tokens, torch.tensor([0, 1, 2])), 1) - torch.isin(
+        got.tokens, torch.tensor([0, 1, 2])).long() == 0  # up to and including each row's stop token
+    torch.testing.assert_close(got.log_probs[written], expected[written], atol=1e-4, rtol=1e-4)
+
+
+def test_samples_fall_back_to_repeated_prompts_where_the_cache_cannot_be_shared(tiny, monkeypatch):
+    import copy
+
+    import model_zoo.decode
+    from model_zoo.hf_compat import shared_prompt_decoding
+
+    model, tokenizer = tiny
+    assert not shared_prompt_decoding(copy.deepcopy(model).to(torch.bfloat16))  # half precision: SDPA's softmax
+    batch = batch_of(tokenizer, 3)
+    kwargs = dict(max_new_tokens=10, stop_token_ids=[0], pad_token_id=tokenizer.pad_token_id, samples=2)
+    shared = decode(model, batch["input_ids"], batch["attention_mask"], **kwargs)
+    monkeypatch.setattr(model_zoo.decode, "shared_prompt_decoding", lambda model: False)
+    repeated = decode(model, batch["input_ids"], batch["attention_mask"], **kwargs)
+    assert torch.equal(shared.tokens, repeated.tokens) and shared.tokens.shape[0] == 6

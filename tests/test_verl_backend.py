@@ -115,6 +115,58 @@ def test_max_batch_size_splits_batches(tiny_path, tokenizer, prompts):
     assert sorted(engine.stats.batch_sizes) == [2, 3, 3]
 
 
+@pytest.mark.parametrize("samples_per_prompt, batches", [(3, [6]), (1, [2, 4])])
+def test_a_pause_inside_a_group_does_not_cut_the_batch(tiny_path, tokenizer, prompts, samples_per_prompt, batches):
+    engine = make_engine(load_model(tiny_path), tokenizer, batch_wait_s=2.0, arrival_gap_s=0.02,
+                         samples_per_prompt=samples_per_prompt)
+    a, b = prompts[0], prompts[1]
+
+    async def scenario():
+        first = [asyncio.create_task(engine.generate(a, GREEDY, 3)) for _ in range(2)]
+        await asyncio.sleep(0.2)  # ten quiet gaps, with prompt a's third sample still to come
+        rest = [engine.generate(p, GREEDY, 3) for p in (a, b, b, b)]
+        return await asyncio.gather(*first, *rest)
+
+    asyncio.run(scenario())
+    assert engine.stats.batch_sizes == batches
+
+
+def test_a_validation_burst_closes_after_the_quiet_gap(tiny_path, tokenizer, prompts):
+    import time
+
+    engine = make_engine(load_model(tiny_path), tokenizer, batch_wait_s=5.0, arrival_gap_s=0.02, samples_per_prompt=8)
+    start = time.perf_counter()
+    asyncio.run(gather_generate(engine, prompts, GREEDY, 2))  # each prompt once: nothing to wait for
+    assert engine.stats.batch_sizes == [len(prompts)] and time.perf_counter() - start < 2.5
+
+
+def test_sample_groups_of_a_batch():
+    from verl_backend.hf_engine import _Request, sample_groups
+
+    request = lambda ids: _Request(list(ids), GREEDY, 4, False, None)  # noqa: E731
+    a, b, c = request([1, 2]), request([3]), request([1, 2])
+    d = request([3])
+    assert sample_groups([a, b, c, d]) == ([0, 2, 1, 3], [a, b], 2)  # interleaved arrivals, grouped
+    assert sample_groups([a, b, c]) == ([0, 1, 2], [a, b, c], 1)  # unequal groups: no sharing
+    assert sample_groups([a, b]) == ([0, 1], [a, b], 1)
+
+
+def test_samples_of_one_prompt_are_decoded_from_one_cached_prompt(tiny_path, tokenizer, prompts, monkeypatch):
+    import verl_backend.hf_engine as engine_module
+
+    engine = make_engine(load_model(tiny_path), tokenizer)
+    calls = []
+    real = engine_module.decode
+    monkeypatch.setattr(engine_module, "decode", lambda *a, **k: calls.append((a[1].shape[0], k["samples"]))
+                        or real(*a, **k))
+    grouped = asyncio.run(gather_generate(engine, prompts * 3, GREEDY, 10, want_log_probs=True))
+    assert calls == [(len(prompts), 3)]  # one call, each prompt once
+    alone = [asyncio.run(make_engine(engine.model, tokenizer).generate(p, GREEDY, 10, True)) for p in prompts]
+    for i, completion in enumerate(grouped):  # every request gets its own prompt's continuation
+        assert completion.token_ids == alone[i % len(prompts)].token_ids
+        assert completion.log_probs == pytest.approx(alone[i % len(prompts)].log_probs, abs=1e-4)
+
+
 # --- outputs ------------------------------------------------------------------------------------------
 
 

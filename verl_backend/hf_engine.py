@@ -2,7 +2,7 @@
 
 verl's agent loops send one request per sample, all at once. Running them one
 by one would leave the device idle, so requests that arrive together (until a
-10 ms gap without arrivals, at most ``batch_wait_s``) and share sampling
+gap of ``arrival_gap_s`` without arrivals, at most ``batch_wait_s``) and share sampling
 settings are left-padded into one batch, decoded by ``model_zoo.decode`` (``generate`` only
 for a repetition penalty). While a batch runs, new requests queue up and form the next
 batch. This module has no Ray or verl dependency, so it is unit-testable alone.
@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
@@ -32,8 +34,9 @@ from model_zoo.decode import decode, supports
 
 logger = logging.getLogger(__name__)
 
-# Requests of one burst (verl sends a whole batch at once) arrive well within this gap.
-_ARRIVAL_GAP_S = 0.01
+# Requests of one burst (verl sends a whole batch at once) arrive well within this gap, where
+# the agent loop has cores to itself (the CPU overrides allow more: there it shares two).
+ARRIVAL_GAP_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,8 @@ class EngineStats:
     requests: int = 0
     generated_tokens: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    batch_seconds: list[float] = field(default_factory=list)  # each batch's decoding, wall time
+    batch_samples: list[int] = field(default_factory=list)  # samples per prompt decoded from one cached prompt
     weight_syncs: int = 0
 
 
@@ -128,6 +133,30 @@ class _AbortCriteria(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+def sample_groups(batch: list[_Request]) -> tuple[list[int], list[_Request], int]:
+    """(row of each request in the decoded output, one request per prompt, samples per prompt).
+
+    Where every prompt of the batch comes the same number n > 1 of times (verl sends
+    ``rollout.n`` samples of each), the output holds n rows per prompt, the prompts in order of
+    first arrival; else every request is its own row.
+    """
+    first: dict[tuple[int, ...], int] = {}
+    members: list[list[int]] = []
+    for i, request in enumerate(batch):
+        group = first.setdefault(tuple(request.prompt_ids), len(members))
+        if group == len(members):
+            members.append([])
+        members[group].append(i)
+    samples = len(members[0])
+    if samples < 2 or any(len(m) != samples for m in members):
+        return list(range(len(batch))), batch, 1
+    rows = [0] * len(batch)
+    for g, member in enumerate(members):
+        for j, i in enumerate(member):
+            rows[i] = g * samples + j
+    return rows, [batch[m[0]] for m in members], samples
+
+
 class HFGenerateEngine:
     """Owns a causal LM and serves concurrent requests with batched ``generate`` calls."""
 
@@ -139,6 +168,8 @@ class HFGenerateEngine:
         pad_token_id: int,
         max_batch_size: int = 256,
         batch_wait_s: float = 0.05,
+        arrival_gap_s: float = ARRIVAL_GAP_S,
+        samples_per_prompt: int = 1,
     ) -> None:
         self.model = model.eval()
         # Sampling must follow the rollout config only: drop the checkpoint's own
@@ -150,6 +181,8 @@ class HFGenerateEngine:
         self.pad_token_id = int(pad_token_id)
         self.max_batch_size = max(1, int(max_batch_size))
         self.batch_wait_s = max(0.0, float(batch_wait_s))
+        self.arrival_gap_s = max(0.0, float(arrival_gap_s))
+        self.samples_per_prompt = max(1, int(samples_per_prompt))  # rollout.n: a sampling burst's group size
         self.stats = EngineStats()
 
         self.model_lock = asyncio.Lock()  # generation and weight loading never overlap
@@ -209,15 +242,25 @@ class HFGenerateEngine:
                     request.future.set_result(completion)
 
     async def _collect(self) -> None:
-        """Let concurrent callers join the batch: wait while requests keep arriving, at most ``batch_wait_s``."""
+        """Let concurrent callers join the batch: wait while requests keep arriving, or while a
+        sampled prompt has fewer than ``samples_per_prompt`` requests, at most ``batch_wait_s``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.batch_wait_s
-        gap = min(_ARRIVAL_GAP_S, self.batch_wait_s)
+        gap = min(self.arrival_gap_s, self.batch_wait_s)
         while len(self._queue) < self.max_batch_size and loop.time() < deadline:
             seen = len(self._queue)
             await asyncio.sleep(gap)
-            if len(self._queue) == seen:
+            if len(self._queue) == seen and not self._awaiting_samples():
                 break  # a quiet gap: the burst is over
+
+    def _awaiting_samples(self) -> bool:
+        """Whether the queue holds part of a group: some prompt sent more than once (a sampling
+        burst, not a validation one) and some prompt fewer than ``samples_per_prompt`` times.
+        A batch cut inside a group decodes that group's prompt twice and its samples apart."""
+        if self.samples_per_prompt < 2 or len(self._queue) < 2:
+            return False
+        counts = Counter(tuple(r.prompt_ids) for r in self._queue).values()
+        return max(counts) > 1 and min(counts) < self.samples_per_prompt
 
     def _take_batch(self) -> list[_Request]:
         """Oldest request's sampling settings, up to ``max_batch_size`` requests, FIFO."""
@@ -233,25 +276,30 @@ class HFGenerateEngine:
 
     @torch.inference_mode()
     def _generate_batch(self, batch: list[_Request]) -> list[Completion]:
+        started = time.perf_counter()
         key = batch[0].key
         device = self.device
-        width = max(len(r.prompt_ids) for r in batch)
-        input_ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, request in enumerate(batch):  # left padding: generation continues every row
+        decoding = supports(key.repetition_penalty)
+        # An RL batch holds n samples of each prompt: decoded with the prompt cached once per group.
+        rows, prompts, samples = sample_groups(batch) if decoding else (list(range(len(batch))), batch, 1)
+        width = max(len(r.prompt_ids) for r in prompts)
+        input_ids = torch.full((len(prompts), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, request in enumerate(prompts):  # left padding: generation continues every row
             n = len(request.prompt_ids)
             if n:
                 input_ids[i, width - n :] = torch.tensor(request.prompt_ids, dtype=torch.long)
                 attention_mask[i, width - n :] = 1
 
-        if supports(key.repetition_penalty):
+        if decoding:
             decoded = decode(
                 self.model, input_ids.to(device), attention_mask.to(device),
                 max_new_tokens=max(r.max_tokens for r in batch), stop_token_ids=self.stop_token_ids,
                 pad_token_id=self.pad_token_id, temperature=key.temperature, top_k=key.top_k, top_p=key.top_p,
-                record_log_probs=any(r.want_log_probs for r in batch), should_stop=self._abort.is_set)
-            new_tokens = decoded.tokens.cpu()
-            log_probs = decoded.log_probs.cpu() if decoded.log_probs is not None else None
+                record_log_probs=any(r.want_log_probs for r in batch), should_stop=self._abort.is_set,
+                samples=samples)
+            new_tokens = decoded.tokens.cpu()[rows]
+            log_probs = decoded.log_probs.cpu()[rows] if decoded.log_probs is not None else None
         else:
             new_tokens, log_probs = self._hf_generate(batch, key, input_ids.to(device), attention_mask.to(device))
         aborted = self._abort.is_set()
@@ -259,6 +307,8 @@ class HFGenerateEngine:
         self.stats.generate_calls += 1
         self.stats.requests += len(batch)
         self.stats.batch_sizes.append(len(batch))
+        self.stats.batch_seconds.append(round(time.perf_counter() - started, 3))
+        self.stats.batch_samples.append(samples)
         stops = set(self.stop_token_ids)
         completions = []
         for i, request in enumerate(batch):

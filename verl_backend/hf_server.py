@@ -8,7 +8,7 @@ from ``HFServerAdapter`` in buckets (``begin_weight_update``, ``load_weights``,
 
 Engine knobs, under ``actor_rollout_ref.rollout.engine_kwargs.hf`` (all optional):
 ``max_batch_size`` (default ``rollout.max_num_seqs``), ``batch_wait_ms`` (50: longest wait
-for a batch to fill),
+for a batch to fill), ``arrival_gap_ms`` (10: a batch closes after this long without a new request),
 ``num_threads`` (CPU only; default: all CPUs of the process).
 """
 
@@ -27,7 +27,7 @@ from verl.workers.config import HFModelConfig, RolloutConfig
 from verl.workers.rollout.replica import RolloutMode, TokenOutput
 
 from model_zoo.stop_tokens import stop_token_ids
-from verl_backend.hf_engine import HFGenerateEngine, SamplingKey
+from verl_backend.hf_engine import ARRIVAL_GAP_S, HFGenerateEngine, SamplingKey
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "INFO"))
@@ -132,7 +132,10 @@ class HFRolloutServer:
             pad_token_id=resolve_pad_token_id(tokenizer, self.model_config.hf_config, stop_ids),
             max_batch_size=int(options.get("max_batch_size") or self.config.max_num_seqs),
             batch_wait_s=float(options.get("batch_wait_ms", 50)) / 1000.0,
+            arrival_gap_s=float(options.get("arrival_gap_ms", ARRIVAL_GAP_S * 1000)) / 1000.0,
+            samples_per_prompt=int(self.config.n or 1),
         )
+        self._batches_logged = 0
         self._offloaded = False
         self._updating = False
         logger.info(
@@ -260,10 +263,15 @@ class HFRolloutServer:
             "megabytes": round(self._sync_bytes / 2**20, 2),
             "seconds": round(time.perf_counter() - self._sync_started, 3),
             "checksum": self.weights_checksum(),
-            # Batching evidence: requests served and generate() calls so far.
+            # Batching evidence: requests served and generate() calls so far, and the sizes of the
+            # batches since the last sync (one batch per step when a step's requests arrive together).
             "requests": self.engine.stats.requests,
             "generate_calls": self.engine.stats.generate_calls,
+            "batches": self.engine.stats.batch_sizes[self._batches_logged:],
+            "batch_seconds": self.engine.stats.batch_seconds[self._batches_logged:],
+            "samples_per_prompt": self.engine.stats.batch_samples[self._batches_logged:],
         }
+        self._batches_logged = len(self.engine.stats.batch_sizes)
         logger.info("hf rollout server %d: weight sync %s", self.replica_rank, summary)
         return summary
 

@@ -45,6 +45,11 @@ CPU_SPEED_OVERRIDES = [
     "algorithm.rollout_correction.bypass_mode=true",
     "actor_rollout_ref.actor.policy_loss.loss_mode=bypass_mode",
     "actor_rollout_ref.actor.calculate_entropy=true",  # the recompute pass logged it; now the update does
+    # A step's 128 requests reach the hf rollout over a few hundred ms on 2 busy cores, with pauses
+    # longer than the default 10 ms gap that closes a batch: a batch cut in two decodes twice,
+    # and a group cut apart loses its shared prompt (the batch log's `batches` showed [7, 121]).
+    "+actor_rollout_ref.rollout.engine_kwargs.hf.batch_wait_ms=5000",
+    "+actor_rollout_ref.rollout.engine_kwargs.hf.arrival_gap_ms=100",
     # Ray prestarts one Python worker per declared CPU (32 here, see CPU_RAY_NUM_CPUS) and runs
     # a dashboard: processes that cost start-up time and memory and are never used.
     "+ray_kwargs.ray_init.include_dashboard=false",
