@@ -34,6 +34,24 @@ def prompts(tokenizer, criteria: str, n: int) -> list[list[int]]:
                                                     criteria=criteria) for r in rows])
 
 
+def load(model_name: str, threads: int):
+    """(model in float32 without its own generation defaults, tokenizer, stop token ids)."""
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    from evaluation.generation import load_tokenizer
+    from model_zoo import resolve_model
+    from model_zoo.stop_tokens import stop_token_ids
+
+    torch.set_num_threads(threads)
+    path = resolve_model(model_name)
+    tokenizer = load_tokenizer(str(path))
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    stop_ids = set(stop_token_ids(tokenizer, model.config, model.generation_config))
+    model.generation_config = GenerationConfig()
+    return model, tokenizer, stop_ids
+
+
 def run(decoder: str, model, tokenizer, stop_ids, ids: list[list[int]], batch_size: int, max_new: int):
     import torch
 
@@ -69,19 +87,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
 
-    import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig
-
-    from evaluation.generation import load_tokenizer
-    from model_zoo import resolve_model
-    from model_zoo.stop_tokens import stop_token_ids
-
-    torch.set_num_threads(args.threads)
-    path = resolve_model(args.model)
-    tokenizer = load_tokenizer(str(path))
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    stop_ids = set(stop_token_ids(tokenizer, model.config, model.generation_config))
-    model.generation_config = GenerationConfig()
+    model, tokenizer, stop_ids = load(args.model, args.threads)
     ids = prompts(tokenizer, args.criteria, args.pairs)
     rates: dict[str, list[float]] = {"generate": [], "decode": []}
     outputs = {}

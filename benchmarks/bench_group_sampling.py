@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_decode import prompts  # noqa: E402
+from benchmarks.bench_decode import load, prompts  # noqa: E402
 
 MODES = ("multinomial", "inverse_cdf", "shared_prompt")
 
@@ -65,19 +65,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
 
-    import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig
-
-    from evaluation.generation import load_tokenizer
-    from model_zoo import resolve_model
-    from model_zoo.stop_tokens import stop_token_ids
-
-    torch.set_num_threads(args.threads)
-    path = resolve_model(args.model)
-    tokenizer = load_tokenizer(str(path))
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    stop_ids = sorted(stop_token_ids(tokenizer, model.config, model.generation_config))
-    model.generation_config = GenerationConfig()
+    model, tokenizer, stop_ids = load(args.model, args.threads)
     ids = prompts(tokenizer, args.criteria, args.prompts)
     seconds: dict[str, list[float]] = {m: [] for m in MODES}
     tokens: dict[str, list[int]] = {m: [] for m in MODES}

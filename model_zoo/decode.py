@@ -23,8 +23,8 @@ from typing import Callable, Iterable, Optional
 
 import torch
 
-from model_zoo.hf_compat import (SHARED_PROMPT_ATTENTION, preallocated_cache, select_shared_prompt_rows,
-                                 shared_prompt_cache, shared_prompt_decoding, use_attention)
+from model_zoo.hf_compat import (SHARED_PROMPT_ATTENTION, preallocated_cache, shared_prompt_cache,
+                                 shared_prompt_decoding, use_attention)
 
 
 @dataclass
@@ -60,8 +60,8 @@ def sample_categorical(probs: torch.Tensor, generator: Optional[torch.Generator]
     inverse CDF: one uniform per row and a binary search of the row's running sum.
 
     ``torch.multinomial`` draws an exponential variate for every vocabulary entry (its
-    exponential race): 10.9 ms a step for 128 rows of 3072 on 2 CPU cores, against 0.5 ms here
-    (`benchmarks/bench_decode.py`), a fifth of a CPU rollout's decoding. Same distribution,
+    exponential race), a third of a CPU rollout's decoding by the profiler; without it the
+    decoding is 1.19x faster (`benchmarks/bench_group_sampling.py`). Same distribution,
     another random stream. A token of probability 0 (cut by top-k or top-p) adds no width to
     the running sum, so the search never lands on it.
     """
@@ -145,11 +145,8 @@ def decode(
                 # cache and compute (one copy of the cache, at most log2(batch) times).
                 keep = ((~unit_done).nonzero() * samples + torch.arange(samples, device=device)).flatten()
                 rows, token, next_position, done = rows[keep], token[keep], next_position[keep], done[keep]
-                if shared:
-                    select_shared_prompt_rows(cache, keep, samples)
-                else:
-                    mask = mask[keep]
-                    cache.batch_select_indices(keep)
+                mask = mask[keep] if mask is not None else None
+                cache.batch_select_indices(keep)
             if shared:
                 logits = model(input_ids=token[:, None], position_ids=next_position, past_key_values=cache,
                                use_cache=True, **cache.attention_kwargs).logits[:, -1].float()

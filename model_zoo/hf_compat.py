@@ -99,40 +99,30 @@ _SHARED_PROMPT_MODELS = {"qwen2", "llama"}
 if _MAJOR >= 5:
     from transformers import AttentionInterface
 
-    class SharedPromptLayer(DynamicLayer):
-        """A group's prompt keys and values once ``[groups, heads, prompt, head_dim]``, and each
-        sample's generated ones in buffers ``[groups * samples, heads, capacity, head_dim]``."""
+    class SharedPromptLayer(PreallocatedLayer):
+        """A group's prompt keys and values once ``[groups, heads, prompt, head_dim]`` with their
+        padding bias ``[groups, 1, 1, prompt]``, and each sample's generated ones in the
+        preallocated buffers ``[groups * samples, heads, capacity, head_dim]``."""
 
-        def __init__(self, prompt_keys: torch.Tensor, prompt_values: torch.Tensor, samples: int, capacity: int):
-            super().__init__()
-            groups, heads, _, head_dim = prompt_keys.shape
-            self.prompt_keys, self.prompt_values, self.samples = prompt_keys, prompt_values, int(samples)
-            self._k = prompt_keys.new_zeros((groups * samples, heads, capacity, head_dim))
-            self._v = prompt_values.new_zeros((groups * samples, heads, capacity, prompt_values.shape[-1]))
-            self.capacity, self.length = int(capacity), 0
-            self.dtype, self.device = prompt_keys.dtype, prompt_keys.device
-            self.keys, self.values = self._k[:, :, :0], self._v[:, :, :0]
-            self.is_initialized = True
+        def __init__(self, prompt_keys: torch.Tensor, prompt_values: torch.Tensor, prompt_bias: torch.Tensor,
+                     samples: int, capacity: int):
+            super().__init__(capacity)
+            self.prompt_keys, self.prompt_values, self.prompt_bias = prompt_keys, prompt_values, prompt_bias
+            self.samples = int(samples)
+            rows = prompt_keys.shape[0] * self.samples
+            self.lazy_initialization(prompt_keys[:1].expand(rows, -1, -1, -1), prompt_values[:1].expand(rows, -1, -1, -1))
 
-        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-            end = self.length + key_states.shape[-2]
-            if end > self.capacity:
-                raise RuntimeError(f"KV cache full: {end} generated positions > capacity {self.capacity}")
-            self._k[:, :, self.length:end] = key_states
-            self._v[:, :, self.length:end] = value_states
-            self.length = end
-            self.keys, self.values = self._k[:, :, :end], self._v[:, :, :end]
-            return self.keys, self.values  # the generated part; the attention adds the prompt's
+        # update (inherited) writes and returns the generated part; the attention adds the prompt's
 
         def get_seq_length(self) -> int:
             return self.prompt_keys.shape[-2] + self.length
 
         def batch_select_indices(self, indices: torch.Tensor) -> None:
             """Keep the rows ``indices``: whole groups, in order (``decode`` drops finished groups)."""
+            super().batch_select_indices(indices)
             groups = indices[:: self.samples] // self.samples
             self.prompt_keys, self.prompt_values = self.prompt_keys[groups], self.prompt_values[groups]
-            self._k, self._v = self._k[indices], self._v[indices]
-            self.keys, self.values = self._k[:, :, :self.length], self._v[:, :, :self.length]
+            self.prompt_bias = self.prompt_bias[groups]
 
     def _shared_prompt_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
                                  shared_prompt=None, **kwargs):
@@ -148,7 +138,7 @@ if _MAJOR >= 5:
         # query heads of one kv head side by side: [groups, kv, rep * samples, d] against the prompt
         q = query.reshape(groups, samples, kv_heads, rep, head_dim).permute(0, 2, 3, 1, 4)
         prompt_scores = torch.matmul(q.reshape(groups, kv_heads, rep * samples, head_dim),
-                                     layer.prompt_keys.transpose(-1, -2)).mul_(scaling).add_(shared_prompt.prompt_bias)
+                                     layer.prompt_keys.transpose(-1, -2)).mul_(scaling).add_(layer.prompt_bias)
         # [rows, kv, rep, t] against each row's own generated tokens
         own_scores = torch.matmul(query.reshape(rows, kv_heads, rep, head_dim), key.transpose(-1, -2)).mul_(scaling)
         own_max = own_scores.amax(-1).view(groups, samples, kv_heads, rep).permute(0, 2, 3, 1)
@@ -172,17 +162,12 @@ def shared_prompt_cache(prefilled: Any, samples: int, capacity: int, prompt_mask
     after the prompts' forward pass; ``prompt_mask`` [groups, width] their attention mask), with
     room for ``capacity`` generated tokens. Call the model with ``**cache.attention_kwargs``
     inside `use_attention`."""
-    cache = Cache(layers=[SharedPromptLayer(layer.keys, layer.values, samples, capacity) for layer in prefilled.layers])
     bias = torch.zeros(prompt_mask.shape, dtype=prefilled.layers[0].keys.dtype, device=prompt_mask.device)
-    cache.prompt_bias = bias.masked_fill_(~prompt_mask.bool(), float("-inf"))[:, None, None, :]
+    bias = bias.masked_fill_(~prompt_mask.bool(), float("-inf"))[:, None, None, :]
+    cache = Cache(layers=[SharedPromptLayer(layer.keys, layer.values, bias, samples, capacity)
+                          for layer in prefilled.layers])
     cache.attention_kwargs = {"shared_prompt": cache}
     return cache
-
-
-def select_shared_prompt_rows(cache: Any, indices: torch.Tensor, samples: int) -> None:
-    """Keep rows ``indices`` (whole groups, in order) of a `shared_prompt_cache`, and their prompts' mask."""
-    cache.batch_select_indices(indices)
-    cache.prompt_bias = cache.prompt_bias[indices[::samples] // samples]
 
 
 class use_attention:

@@ -87,7 +87,7 @@ class EngineStats:
     generated_tokens: int = 0
     batch_sizes: list[int] = field(default_factory=list)
     batch_seconds: list[float] = field(default_factory=list)  # each batch's decoding, wall time
-    batch_samples: list[int] = field(default_factory=list)  # samples per prompt decoded from one cached prompt
+    batch_samples: list[int] = field(default_factory=list)  # samples per prompt the batch was grouped by
     weight_syncs: int = 0
 
 
